@@ -1,0 +1,58 @@
+"""The `loratui` command: one argparse subcommand per engine action; heavy modules load only when used."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from loratui import __version__
+from loratui.commands import demo_cmd, presets_cmd, project_cmds, settings_cmd
+from loratui.errors import LoratuiError, ProblemsError
+
+DESCRIPTION = """\
+Train Stable Diffusion LoRA models from a folder of pictures, over SSH, in one terminal.
+
+Workflow: new -> check -> prepare -> tag -> tags -> estimate -> train -> grid -> install.
+Try it offline on made-up pictures and tiny models:  loratui demo ~/loratui-demo
+"""
+
+EPILOG = "Exit status: 0 done, 2 bad input (the message names the file or setting), 130 interrupted."
+
+# Each module adds its own subcommands; the order here is the order in `loratui --help`.
+COMMAND_MODULES = (project_cmds, presets_cmd, settings_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loratui", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"loratui {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args) or 0
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            print(f"loratui: {problem}", file=sys.stderr)
+        return 2
+    except LoratuiError as exc:
+        print(f"loratui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loratui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

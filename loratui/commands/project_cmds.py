@@ -1,0 +1,66 @@
+"""`loratui new` and `loratui check`: create a project folder and list everything wrong with one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    new = commands.add_parser(
+        "new",
+        help="create a project folder with its loratui.toml",
+        description="Create a project: DIR gets loratui.toml, dataset/, output/, preview/, logs/. "
+        "Your pictures stay where they are; loratui never changes them.",
+    )
+    new.add_argument("dir", type=Path, metavar="DIR", help="the project folder (created if missing)")
+    new.add_argument("--source", type=Path, required=True, metavar="SRC", help="the folder of your pictures")
+    new.add_argument("--concept", required=True, metavar="NAME",
+                     help="what you train, e.g. RishiNaruto (becomes dataset/5_RishiNaruto)")
+    new.add_argument("--repeats", type=int, metavar="N", help="times each picture is shown per epoch (default 5)")
+    new.add_argument("--trigger", metavar="WORD", help="the word that calls up the LoRA (default: the concept name)")
+    new.add_argument("--preset", metavar="P", help="settings to start from (`loratui presets list`)")
+    new.add_argument("--base-model", metavar="PATH",
+                     help="diffusers folder, A1111 .safetensors file or hub id of the model to train on")
+    new.set_defaults(run=run_new)
+
+    check = commands.add_parser(
+        "check",
+        help="validate a project: every problem on its own line",
+        description="Validate DIR's loratui.toml, its sources and its base model. Every problem is printed on "
+        "its own line as FILE:LINE: KEY: MESSAGE; the exit status is 2 when there is any.",
+    )
+    check.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(run=run_check)
+
+
+def run_new(args: argparse.Namespace) -> int:
+    from loratui.project import create_project
+
+    project, config = create_project(args.dir, args.source, args.concept, repeats=args.repeats,
+                                     trigger=args.trigger, preset=args.preset, base_model=args.base_model)
+    concept = config.concepts[0]
+    print(f"Created {project.config_path}")
+    print(f"  concept   {concept.name} x{concept.repeats} from {concept.source} (trigger: {concept.trigger})")
+    print(f"  preset    {config.project.preset or 'none (built-in defaults)'}")
+    print(f"  model     {config.project.base_model or 'not set yet: edit project.base_model'}")
+    print(f"Next: loratui check {args.dir}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from loratui.project import check_project
+
+    problems = check_project(args.dir)
+    if args.json:
+        print(json.dumps({"ok": not problems, "problems": [
+            {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in problems]}, indent=2))
+    elif problems:
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.dir}")
+    else:
+        print(f"{args.dir}: no problems found")
+    return 2 if problems else 0

@@ -1,0 +1,350 @@
+"""Reading, validating and writing loratui.toml and preset files: every problem as one line naming file and key."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from loratui.config import AUTO, PRESET_EXCLUDED_KEYS, PRESET_SECTIONS, SECTIONS, Concept, Config
+from loratui.errors import Problem, ProblemsError
+from loratui.fsutil import atomic_write_text
+
+CONFIG_FILE = "loratui.toml"
+
+# Names users bring from kohya / lora-scripts configs, so an unknown key can point at ours.
+KOHYA_NAMES = {
+    "max_train_epochs": "epochs",
+    "train_batch_size": "batch_size",
+    "learning_rate": "unet_lr",
+    "optimizer_type": "optimizer",
+    "pretrained_model_name_or_path": "base_model",
+    "num_repeats": "repeats",
+    "class_tokens": "trigger",
+    "cache_latents_to_disk": "cache_latents",
+}
+
+# Output names end up in file names and in <lora:NAME:0.8> prompts, so keep them plain.
+OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+BAD_NAME_CHARS = set('/\\:*?"<>|')
+
+
+@dataclass
+class _Context:
+    """Where problems go while one file is parsed, and where to find each key's line."""
+
+    file: str
+    lines: dict[tuple[str, str], int]
+    problems: list[Problem]
+
+    def add(self, table: str, key: str, message: str) -> None:
+        label = f"{_label(table)}.{key}" if key else _label(table)
+        line = self.lines.get((table, key)) or self.lines.get((table, ""))
+        self.problems.append(Problem(self.file, label, message, line))
+
+
+def _label(table: str) -> str:
+    """``concepts#0`` (internal) -> ``concepts[1]`` (what a user counts)."""
+    if "#" in table:
+        name, index = table.split("#")
+        return f"{name}[{int(index) + 1}]"
+    return table
+
+
+def _find_lines(text: str) -> dict[tuple[str, str], int]:
+    """Line numbers of table headers and keys, so messages can say ``loratui.toml:12``."""
+    found: dict[tuple[str, str], int] = {}
+    table, counts = "", {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := re.match(r"^\s*\[\[\s*([\w.-]+)\s*\]\]", line):
+            name = m.group(1)
+            counts[name] = counts.get(name, -1) + 1
+            table = f"{name}#{counts[name]}"
+            found.setdefault((table, ""), number)
+        elif m := re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line):
+            table = m.group(1).replace('"', "")
+            found.setdefault((table, ""), number)
+        elif m := re.match(r"""^\s*(?:"([^"]+)"|'([^']+)'|([\w.-]+))\s*=""", line):
+            key = m.group(1) or m.group(2) or m.group(3)
+            found.setdefault((table, key), number)
+    return found
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _toml_value(value)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{...}"
+    return str(value)
+
+
+def _kind_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text in quotes"}
+    if hint in names:
+        return names[hint]
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return "a list of " + ("numbers" if typing.get_args(hint)[0] is float else "texts in quotes")
+    if origin is dict:
+        return "a table"
+    return "a whole number or \"auto\""
+
+
+def _type_of(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _coerce(value: Any, hint: Any, meta: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
+    """Check one value's type and limits; return (ok, value in its field's type)."""
+    origin = typing.get_origin(hint)
+    wrong = f"must be {_kind_name(hint)}, not {_type_of(value)} ({_show(value)})"
+    if hint is bool:
+        if not isinstance(value, bool):
+            ctx.add(table, key, wrong)
+            return False, None
+        return True, value
+    if hint is str:
+        if not isinstance(value, str):
+            ctx.add(table, key, wrong)
+            return False, None
+        return _check_choice(value, meta, table, key, ctx)
+    if hint in (int, float) or meta["auto"]:
+        if meta["auto"] and value == AUTO:
+            return True, value
+        number_ok = isinstance(value, int) or (hint is float and isinstance(value, float))
+        if isinstance(value, bool) or not number_ok:
+            ctx.add(table, key, wrong)
+            return False, None
+        value = float(value) if hint is float else value
+        return _check_range(value, meta, table, key, ctx)
+    if origin is list:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            ctx.add(table, key, wrong)
+            return False, None
+        good = []
+        for index, element in enumerate(value):
+            ok, element = _coerce(element, item, meta, table, f"{key}[{index}]", ctx)
+            if not ok:
+                return False, None
+            good.append(element)
+        return True, good
+    if origin is dict:
+        if not isinstance(value, dict):
+            ctx.add(table, key, wrong)
+            return False, None
+        return _check_crop_boxes(value, table, key, ctx)
+    raise TypeError(f"no check for {hint!r}")  # a new field type without a check is a bug, not user input
+
+
+def _check_choice(value: str, meta: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
+    choices = meta["choices"]
+    if choices and value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+        lowered = [c for c in choices if c.lower() == value.lower()]
+        hint = f" (did you mean {json.dumps((lowered or close)[0])}?)" if (lowered or close) else ""
+        ctx.add(table, key, f"{_show(value)} is not one of {', '.join(choices)}{hint}")
+        return False, None
+    return True, value
+
+
+def _check_range(value: float, meta: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
+    low, high, step = meta["minimum"], meta["maximum"], meta["multiple_of"]
+    if low is not None and value < low:
+        ctx.add(table, key, f"{_show(value)} is too small: use {_show(low)} or more")
+        return False, None
+    if high is not None and value > high:
+        ctx.add(table, key, f"{_show(value)} is too large: use {_show(high)} or less")
+        return False, None
+    if step and value % step:
+        below = max(step, value // step * step)
+        above = below + step if below < value else below
+        options = f"{below} or {above}" if below != above else f"{below}"
+        ctx.add(table, key, f"{value} is not a multiple of {step}: use {options}")
+        return False, None
+    return True, value
+
+
+def _check_crop_boxes(boxes: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
+    good: dict[str, list[int]] = {}
+    for name, box in boxes.items():
+        where = f'{key}."{name}"'
+        if "/" not in name:
+            ctx.add(table, where, 'name the picture as "concept/path inside its source folder"')
+            continue
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+            ctx.add(table, where, f"must be [left, top, right, bottom] in whole pixels, not {_show(box)}")
+            continue
+        left, top, right, bottom = box
+        if min(box) < 0 or left >= right or top >= bottom:
+            ctx.add(table, where, f"{_show(box)} is not a box: need 0 <= left < right and 0 <= top < bottom")
+            continue
+        good[name] = box
+    return True, good
+
+
+def _parse_table(cls: type, data: Any, table: str, ctx: _Context, skip: set[str] = frozenset()) -> Any:
+    """Build one section's dataclass from its TOML table; bad values fall back to defaults after a problem."""
+    if not isinstance(data, dict):
+        ctx.add(table, "", f"must be a table ([{table}]), not {_type_of(data)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, raw in data.items():
+        if key not in known or key in skip:
+            ctx.add(table, key, _unknown_key_message(key, [k for k in known if k not in skip], table))
+            continue
+        ok, value = _coerce(raw, hints[key], known[key].metadata, table, key, ctx)
+        if ok:
+            values[key] = value
+    for name, f in known.items():
+        if f.metadata["required"] and name not in data:
+            ctx.add(table, name, f"missing: {f.metadata['help']}")
+    return cls(**values)
+
+
+def _unknown_key_message(key: str, known: list[str], table: str) -> str:
+    ours = KOHYA_NAMES.get(key)
+    if ours in known:
+        return f"unknown setting: loratui calls it {ours}"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown setting (did you mean {close[0]}?)"
+    return f"unknown setting: [{_label(table).split('[')[0]}] has " + ", ".join(known)
+
+
+def parse_config(text: str, file: str, *, preset: bool = False) -> tuple[Config, list[Problem]]:
+    """Parse a loratui.toml (or a preset's settings) and list every problem; never raises for bad input."""
+    ctx = _Context(file, _find_lines(text), [])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        ctx.problems.append(Problem(file, "", f"not valid TOML: {exc}"))
+        return Config(), ctx.problems
+    config = Config()
+    allowed = set(PRESET_SECTIONS) | ({"preset"} if preset else set(SECTIONS))
+    for section, value in data.items():
+        if section not in allowed:
+            if preset and section in SECTIONS:
+                ctx.add(section, "", "a preset holds settings only, not the project's paths or concepts")
+            else:
+                close = difflib.get_close_matches(section, sorted(allowed), n=1, cutoff=0.6)
+                hint = f" (did you mean [{close[0]}]?)" if close else f": use {', '.join(sorted(allowed))}"
+                ctx.add(section, "", f"unknown section{hint}")
+            continue
+        if section == "preset":
+            continue  # the preset's own description; read by loratui.presets
+        if section == "concepts":
+            config.concepts = _parse_concepts(value, ctx)
+            continue
+        skip = {k for s, k in PRESET_EXCLUDED_KEYS if s == section} if preset else set()
+        setattr(config, section, _parse_table(SECTIONS[section], value, section, ctx, skip))
+    _cross_checks(config, ctx, preset)
+    return config, ctx.problems
+
+
+def _parse_concepts(value: Any, ctx: _Context) -> list[Concept]:
+    if not isinstance(value, list):
+        ctx.add("concepts", "", "must be written as [[concepts]] tables, one per concept")
+        return []
+    return [_parse_table(Concept, item, f"concepts#{i}", ctx) for i, item in enumerate(value)]
+
+
+def _cross_checks(config: Config, ctx: _Context, preset: bool) -> None:
+    """Rules that involve more than one setting."""
+    t, d = config.training, config.dataset
+    if t.lr_scheduler == "constant" and t.lr_warmup_steps > 0:
+        ctx.add("training", "lr_warmup_steps",
+                f"{t.lr_warmup_steps}: the constant scheduler cannot have warmup steps: set 0 or use "
+                "constant_with_warmup")
+    if d.min_bucket_reso > d.max_bucket_reso:
+        ctx.add("dataset", "min_bucket_reso",
+                f"{d.min_bucket_reso} is larger than max_bucket_reso ({d.max_bucket_reso}): swap them")
+    for key in ("min_bucket_reso", "max_bucket_reso"):
+        value = getattr(d, key)
+        if value % d.bucket_reso_steps:
+            below = value // d.bucket_reso_steps * d.bucket_reso_steps
+            ctx.add("dataset", key, f"{value} is not a multiple of bucket_reso_steps ({d.bucket_reso_steps}): use "
+                                    f"{max(below, d.bucket_reso_steps)} or {below + d.bucket_reso_steps}")
+    if d.enable_bucket and not d.min_bucket_reso <= d.resolution <= d.max_bucket_reso:
+        ctx.add("dataset", "resolution",
+                f"{d.resolution} is outside the bucket sides {d.min_bucket_reso}-{d.max_bucket_reso}: change "
+                "min_bucket_reso or max_bucket_reso")
+    if not config.preview.weights:
+        ctx.add("preview", "weights", "empty: give at least one weight, e.g. [0.6, 0.8, 1.0]")
+    if preset:
+        return
+    name = config.project.output_name
+    if name and not OUTPUT_NAME_RE.match(name):
+        ctx.add("project", "output_name",
+                f"{_show(name)}: use letters, digits, '.', '-' and '_' only (it becomes a file name)")
+    seen: dict[str, int] = {}
+    for index, concept in enumerate(config.concepts):
+        table = f"concepts#{index}"
+        if not concept.name:
+            continue  # already reported as missing
+        if concept.name != concept.name.strip() or BAD_NAME_CHARS & set(concept.name) or not concept.name.isprintable():
+            ctx.add(table, "name", f"{_show(concept.name)}: use a name without / \\ : * ? \" < > | or "
+                                   "leading/trailing spaces (it becomes a folder name)")
+        folded = concept.name.casefold()
+        if folded in seen:
+            ctx.add(table, "name", f"{_show(concept.name)} is also concepts[{seen[folded] + 1}]: give each concept "
+                                   "its own name")
+        seen.setdefault(folded, index)
+    names = {c.name for c in config.concepts}
+    for box_name in config.dataset.crop_boxes:
+        if box_name.split("/", 1)[0] not in names:
+            ctx.add("dataset.crop_boxes", box_name,
+                    f"no concept named {_show(box_name.split('/', 1)[0])}: the key starts with a concept name")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a loratui.toml; raise :class:`ProblemsError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ProblemsError([Problem(str(path), "", "not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemsError([Problem(str(path), "", f"cannot be read: {exc}")]) from None
+    config, problems = parse_config(text, str(path))
+    if problems:
+        raise ProblemsError(problems)
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain dict in file order, every setting written out so the file documents itself."""
+    data = asdict(config)
+    return {section: data[section] for section in SECTIONS if section in data}
+
+
+HEADER = (
+    "# loratui project settings. `loratui check DIR` validates this file;\n"
+    "# what each setting means: `loratui settings` (or `loratui settings training.epochs`).\n\n"
+)
+
+
+def dump_config(config: Config) -> str:
+    return HEADER + tomli_w.dumps(config_to_dict(config))
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write loratui.toml atomically (temp file + rename)."""
+    atomic_write_text(Path(path), dump_config(config))

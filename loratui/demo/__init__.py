@@ -1,0 +1,1 @@
+"""The embedded demo: offline, deterministic builders of tiny models and synthetic pictures."""
