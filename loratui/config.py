@@ -89,7 +89,7 @@ class Concept:
         maximum=1000,
     )
     trigger: str = setting(
-        "", "The word that calls up your LoRA in a prompt. It goes first in every caption.", 
+        "", "The word that calls up your LoRA in a prompt. It goes first in every caption.",
     )
     recursive: bool = setting(False, "Also look for pictures in the source folder's subfolders.")
     exclude: list[str] = setting(

@@ -58,7 +58,7 @@ class Project:
         return config.project.output_name or safe_name(self.root.resolve().name)
 
     @classmethod
-    def open(cls, root: Path) -> "Project":
+    def open(cls, root: Path) -> Project:
         """The project in ``root``; a folder without loratui.toml is refused with what to do instead."""
         root = Path(root)
         if not root.is_dir():

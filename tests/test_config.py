@@ -95,7 +95,8 @@ def test_unknown_kohya_key_points_to_ours():
 
 
 def test_unknown_section():
-    assert one_problem("[trainig]\nepochs = 3\n") == "loratui.toml:1: trainig: unknown section (did you mean [training]?)"
+    expected = "loratui.toml:1: trainig: unknown section (did you mean [training]?)"
+    assert one_problem("[trainig]\nepochs = 3\n") == expected
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_wrong_types(text, expected):
         ("[training]\nepochs = 0\n", "training.epochs: 0 is too small: use 1 or more"),
         ("[tagging]\ngeneral_threshold = 1.5\n", "tagging.general_threshold: 1.5 is too large: use 1.0 or less"),
         ("[training]\nkeep_tokens = -1\n", "training.keep_tokens: -1 is too small: use 0 or more"),
-        ('[training]\noptimizer = "adam"\n', 'training.optimizer: "adam" is not one of AdamW, AdamW8bit, Lion, Prodigy'),
+        ('[training]\noptimizer = "adam"\n', 'training.optimizer: "adam" is not one of AdamW, AdamW8bit, Lion'),
         ('[dataset]\ncrop = "Focal"\n', '(did you mean "focal"?)'),
         ("[preview]\nwidth = 500\n", "preview.width: 500 is not a multiple of 8: use 496 or 504"),
     ],
@@ -146,7 +147,8 @@ def test_cross_field_rules():
     assert "constant scheduler cannot have warmup" in one_problem(
         '[training]\nlr_scheduler = "constant"\nlr_warmup_steps = 10\n')
     assert "larger than max_bucket_reso" in problems_of("[dataset]\nmin_bucket_reso = 1024\nmax_bucket_reso = 512\n")[0]
-    assert "not a multiple of bucket_reso_steps (64): use 256 or 320" in one_problem("[dataset]\nmin_bucket_reso = 300\n")
+    expected = "not a multiple of bucket_reso_steps (64): use 256 or 320"
+    assert expected in one_problem("[dataset]\nmin_bucket_reso = 300\n")
     assert "outside the bucket sides 256-1024" in one_problem("[dataset]\nresolution = 2048\n")
     assert "empty: give at least one weight" in one_problem("[preview]\nweights = []\n")
 

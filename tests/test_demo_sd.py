@@ -129,7 +129,8 @@ def test_tokenizer_byte_fallback_keeps_any_text(tmp_path: Path) -> None:
     ids = tokenizer(text).input_ids
 
     assert tokenizer.unk_token_id not in ids[1:-1]
-    assert tokenizer.decode(ids, skip_special_tokens=True).strip() == "zebra ñ 東京 on _-beach"
+    # CLIP splits "on_the-beach" at punctuation and decodes each word followed by a space.
+    assert tokenizer.decode(ids, skip_special_tokens=True).strip() == "zebra ñ 東京 on _ the - beach"
 
 
 def test_sdxl_second_tokenizer_pads_with_bang(tmp_path: Path) -> None:
@@ -313,15 +314,33 @@ def test_config_only_folder_holds_no_weights(tiny_single_file) -> None:
     }
 
 
-def test_single_file_loads_offline_and_matches_folder_render(tiny_single_file, sd15_render: np.ndarray) -> None:
+def _round_through_fp16(pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:
+    with torch.no_grad():
+        for name in ("unet", "vae", "text_encoder"):
+            for tensor in getattr(pipe, name).state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half().float())
+    return pipe
+
+
+def test_single_file_loads_offline_and_matches_folder_render(tiny_single_file, tiny_sd15_dir: Path) -> None:
+    """The single file loads as exactly the folder's weights rounded to fp16, and renders the same.
+
+    The reference is rounded too because a random tiny model amplifies fp16 rounding: with CFG 7.5 its
+    render moves by up to ~0.1 for some prompts, which says nothing about the converter.
+    """
     pipe = StableDiffusionPipeline.from_single_file(
         str(tiny_single_file.checkpoint), config=str(tiny_single_file.config_dir), local_files_only=True
     )
+    reference = _round_through_fp16(StableDiffusionPipeline.from_pretrained(tiny_sd15_dir, local_files_only=True))
 
-    image = _render(pipe)
-
-    assert image.shape == sd15_render.shape
-    assert float(np.abs(image - sd15_render).max()) < 1e-2
+    for name in ("unet", "vae", "text_encoder"):
+        loaded, expected = getattr(pipe, name).state_dict(), getattr(reference, name).state_dict()
+        assert set(loaded) == set(expected), name
+        assert all(torch.equal(loaded[k].reshape(expected[k].shape), expected[k]) for k in expected), name
+    image, expected_image = _render(pipe), _render(reference)
+    assert image.shape == (SIZE, SIZE, 3)
+    assert float(np.abs(image - expected_image).max()) < 1e-3
 
 
 # --- tiny SDXL ---------------------------------------------------------------------------------
@@ -360,9 +379,7 @@ def test_sdxl_unet_has_sdxl_attention_layout(tiny_sdxl_dir: Path) -> None:
 # --- determinism -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("build", "fixture"), [(build_tiny_sd15, "tiny_sd15_dir"), (build_tiny_sdxl, "tiny_sdxl_dir")]
-)
+@pytest.mark.parametrize(("build", "fixture"), [(build_tiny_sd15, "tiny_sd15_dir"), (build_tiny_sdxl, "tiny_sdxl_dir")])
 def test_builders_are_deterministic(build, fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     reference = _weight_bytes(request.getfixturevalue(fixture))
 

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from loratui.config import Config, Concept
+from loratui.config import Concept, Config
 from loratui.errors import LoratuiError, ProblemsError
 from loratui.presets import BUILTIN_DIR, apply_preset, find_preset, list_presets, preset_text, save_preset
 

@@ -63,7 +63,7 @@ CHARACTER = Palette(
     mouth=(196, 62, 78),
     shirt=(255, 206, 40),
     ribbon=(40, 92, 210),
-    skirt=(44, 54, 112),
+    skirt=(58, 70, 132),
     sock=(250, 250, 250),
     shoe=(96, 52, 36),
     star_clip=(255, 236, 90),
@@ -71,7 +71,9 @@ CHARACTER = Palette(
 )
 
 # Character geometry is in "face units": 1.0 = face width, origin at the face centre, y down.
-_FACE_LEFT, _FACE_TOP, _FACE_RIGHT, _FACE_BOTTOM = -0.5, -0.6, 0.5, 0.68
+_FACE_OVAL_HALF_WIDTH, _FACE_OVAL_TOP, _FACE_OVAL_BOTTOM, _CHIN = 0.5, -0.6, 0.5, 0.68
+# Ground-truth face box: the visible face, from just above the bang tips to the chin, between the side locks.
+_FACE_LEFT, _FACE_TOP, _FACE_RIGHT, _FACE_BOTTOM = -0.45, -0.32, 0.45, _CHIN
 _LAYER_LEFT, _LAYER_TOP, _LAYER_RIGHT, _LAYER_BOTTOM = -1.45, -1.4, 1.45, 4.6
 _HEAD_HALF_WIDTH = 0.72
 _SHOULDER_HALF_WIDTH = 1.0
@@ -231,15 +233,19 @@ def _face_centre(shot: _Shot, face_px: int, rng: np.random.Generator) -> tuple[i
         x = w / 2 + rng.uniform(-0.06, 0.06) * w
 
     head_top = -_TOP_OF_HEAD * face_px
-    if shot.framing == "full" and shot.placement != "top":
+    face_top = -_FACE_TOP * face_px
+    if shot.placement == "top":
+        # Snapshot-style framing: the top of the hair is cut off and the face sits against the top edge,
+        # above the square a centre crop of a tall picture keeps.
+        y = face_top + rng.uniform(0.02, 0.05) * h
+    elif shot.framing == "full":
         body = (_FRAMING_BOTTOM["full"] - _TOP_OF_HEAD) * face_px
-        slack = max(0.0, h - body)
-        y = head_top + slack * rng.uniform(0.3, 0.7)
+        y = head_top + max(0.0, h - body) * rng.uniform(0.3, 0.7)
     else:
         y = head_top + rng.uniform(0.02, 0.06) * h
 
     x = min(max(x, head_margin), w - head_margin)
-    y = min(max(y, head_top + 1), h - _FACE_BOTTOM * face_px - 2)
+    y = min(max(y, face_top + 1), h - _FACE_BOTTOM * face_px - 2)
     return int(round(x)), int(round(y))
 
 
@@ -276,12 +282,13 @@ def _draw_background(kind: BackgroundKind, width: int, height: int, rng: np.rand
     return _noise_background(width, height, rng)
 
 
-# Cool pastel pairs only: a warm background would look like the character's red/yellow to the demo tagger.
+# Pastel pinks, lilacs, peach and mint: a plain backdrop that the demo tagger reads as neither sky, grass, night
+# nor the character's red and yellow.
 _GRADIENT_PAIRS: tuple[tuple[RGB, RGB], ...] = (
-    ((178, 212, 255), (232, 204, 255)),
-    ((196, 240, 228), (150, 200, 240)),
-    ((214, 222, 255), (168, 236, 226)),
-    ((236, 214, 250), (176, 196, 246)),
+    ((255, 214, 232), (222, 208, 250)),
+    ((255, 226, 206), (236, 210, 246)),
+    ((216, 244, 224), (230, 214, 250)),
+    ((250, 222, 240), (255, 236, 212)),
 )
 
 
@@ -337,8 +344,8 @@ def _night_background(width: int, height: int, rng: np.random.Generator) -> Imag
     draw.ellipse((moon_x - moon_r, moon_y - moon_r, moon_x + moon_r, moon_y + moon_r), fill=(250, 244, 200))
 
     star_count = int(width * height / 9000)
-    for x, y, size in zip(rng.uniform(0, width, star_count), rng.uniform(0, height, star_count),
-                          rng.uniform(1.0, 3.5, star_count)):
+    xs, ys = rng.uniform(0, width, star_count), rng.uniform(0, height, star_count)
+    for x, y, size in zip(xs, ys, rng.uniform(1.0, 3.5, star_count), strict=True):
         if size > 3.0:
             draw.polygon(_star_points(x, y, size * 2.2, size * 0.9), fill=(255, 246, 190))
         else:
@@ -485,9 +492,10 @@ def _draw_arms(pen: _Pen, arm_pose: ArmPose, sign: float) -> None:
 
 def _draw_face(pen: _Pen) -> None:
     c = CHARACTER
-    pen.polygon([(-0.46, 0.15), (0.46, 0.15), (0.12, 0.62), (0.0, _FACE_BOTTOM), (-0.12, 0.62)], c.skin)
-    pen.ellipse(_FACE_LEFT, _FACE_TOP, _FACE_RIGHT, 0.5, c.skin, outline=False)
-    pen.draw.arc((*pen.pt(_FACE_LEFT, _FACE_TOP), *pen.pt(_FACE_RIGHT, 0.5)), 0, 180, fill=c.outline,
+    oval = (-_FACE_OVAL_HALF_WIDTH, _FACE_OVAL_TOP, _FACE_OVAL_HALF_WIDTH, _FACE_OVAL_BOTTOM)
+    pen.polygon([(-0.46, 0.15), (0.46, 0.15), (0.12, 0.62), (0.0, _CHIN), (-0.12, 0.62)], c.skin)
+    pen.ellipse(*oval, c.skin, outline=False)
+    pen.draw.arc((*pen.pt(oval[0], oval[1]), *pen.pt(oval[2], oval[3])), 0, 180, fill=c.outline,
                  width=pen.line_width)
     for side in (-1.0, 1.0):
         pen.ellipse(side * 0.3 - 0.08, 0.28, side * 0.3 + 0.08, 0.36, c.blush, outline=False)

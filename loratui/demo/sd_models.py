@@ -27,6 +27,8 @@ from loratui.demo.tokenizer import EOS_TOKEN, MODEL_MAX_LENGTH, SDXL_TOKENIZER_2
 SD15_VAE_SCALING_FACTOR = 0.18215
 SDXL_VAE_SCALING_FACTOR = 0.13025
 TEXT_HIDDEN_SIZE = 32
+# Unlike the hidden width, so a transposed MLP weight fails on its shape instead of loading silently.
+TEXT_INTERMEDIATE_SIZE = 37
 SDXL_TIME_EMBED_DIM = 8
 # The image size the tiny models are made for: 64 px -> 8x8 latents through the 8x VAE.
 TINY_IMAGE_SIZE = 64
@@ -55,7 +57,7 @@ def _text_config(tokenizer: CLIPTokenizer, hidden_act: str) -> CLIPTextConfig:
     return CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=TEXT_HIDDEN_SIZE,
-        intermediate_size=37,
+        intermediate_size=TEXT_INTERMEDIATE_SIZE,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=MODEL_MAX_LENGTH,
@@ -225,7 +227,8 @@ def save_tiny_pipeline(pipe: DiffusionPipeline, out_dir: Path) -> Path:
     """`save_pretrained` (safetensors), with each tokenizer folder laid out like a real SD repo's.
 
     transformers 5 saves a tokenizer as tokenizer.json only; real SD repos ship vocab.json + merges.txt,
-    and the product loads those, so the tiny folders do too.
+    and the product loads those, so the tiny folders do too. Meant for `tiny_sd15_pipeline` and
+    `tiny_sdxl_pipeline` results: the tokenizer files are rewritten from the demo word list.
     """
     out_dir = Path(out_dir)
     with _no_transformers_progress_bars():

@@ -39,7 +39,7 @@ class UnmappedKeyError(ValueError):
     """A diffusers weight has no LDM name: the converter does not know this layout (a bug, not user input)."""
 
     def __init__(self, component: str, key: str) -> None:
-        super().__init__(f"no LDM name for {component} weight {key!r}; the SD1.x single-file converter does not know it")
+        super().__init__(f"no LDM name for {component} weight {key!r}: the SD1.x single-file converter lacks a rule")
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,11 @@ def _vae_rules(config: Mapping[str, Any]) -> dict[str, _Rule]:
         up = levels - 1 - level
         rules[f"encoder.down_blocks.{level}.downsamplers.0."] = _Rule(f"encoder.down.{level}.downsample.")
         rules[f"decoder.up_blocks.{level}.upsamplers.0."] = _Rule(f"decoder.up.{up}.upsample.")
+        # The decoder has one resnet more per level than the encoder.
         for layer in range(config["layers_per_block"] + 1):
-            rules[f"encoder.down_blocks.{level}.resnets.{layer}."] = _Rule(f"encoder.down.{level}.block.{layer}.", _VAE_RESNET)
-            rules[f"decoder.up_blocks.{level}.resnets.{layer}."] = _Rule(f"decoder.up.{up}.block.{layer}.", _VAE_RESNET)
+            encoder_block, decoder_block = f"encoder.down.{level}.block.{layer}.", f"decoder.up.{up}.block.{layer}."
+            rules[f"encoder.down_blocks.{level}.resnets.{layer}."] = _Rule(encoder_block, _VAE_RESNET)
+            rules[f"decoder.up_blocks.{level}.resnets.{layer}."] = _Rule(decoder_block, _VAE_RESNET)
     return rules
 
 

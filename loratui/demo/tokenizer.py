@@ -6,6 +6,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 BOS_TOKEN = "<|startoftext|>"
@@ -18,15 +19,15 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special
 
 # Words of the demo's prompts and captions. Each becomes one token (per CLIP pre-token: "1girl" is
 # "1" + "girl", exactly as in real CLIP); any other text still tokenizes through the byte fallback.
-DEMO_WORDS: tuple[str, ...] = (
-    "a", "an", "the", "of", "in", "on", "at", "with", "and", "photo", "picture", "painting",
-    "drawing", "style", "portrait", "1girl", "1boy", "solo", "smile", "open", "mouth", "closed",
-    "red", "blue", "green", "yellow", "orange", "purple", "pink", "white", "black", "brown", "grey",
-    "hair", "eyes", "long", "short", "looking", "viewer", "background", "simple", "outdoors",
-    "indoors", "sky", "cloud", "tree", "grass", "flower", "water", "sun", "moon", "star", "circle",
-    "square", "triangle", "stripes", "dots", "shape", "upper", "body", "full", "standing",
-    "sitting", "day", "night", "sks", "dog", "cat", "person", "girl", "boy", "masterpiece", "best",
-    "quality", "low", "worst", "blurry",
+DEMO_WORDS: tuple[str, ...] = tuple(
+    """
+    a an the of in on at with and photo picture painting drawing style portrait 1girl 1boy solo smile
+    open mouth closed red blue green yellow orange purple pink white black brown grey hair eyes long short
+    looking viewer background simple outdoors indoors sky cloud tree grass flower water sun moon star
+    circle square triangle stripes dots shape upper body full standing sitting day night sks dog cat
+    person girl boy hat dress shirt skirt ribbon ponytail bangs masterpiece best quality low worst blurry
+    akari
+    """.split()
 )
 
 # CLIP's pre-tokenizer regex ([\p{L}]+ | [\p{N}] | [^\s\p{L}\p{N}]+ and contractions) in stdlib `re` terms.
@@ -56,7 +57,7 @@ def clip_pretokens(text: str) -> list[str]:
 def _bpe(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply merges by rank, like the BPE model in `tokenizers`."""
     while len(symbols) > 1:
-        pairs = list(zip(symbols, symbols[1:]))
+        pairs = list(pairwise(symbols))
         best = min(pairs, key=lambda pair: ranks.get(pair, len(ranks)))
         if best not in ranks:
             break
