@@ -9,6 +9,7 @@ from pathlib import Path
 from loratui.config import Config
 from loratui.config_io import CONFIG_FILE
 from loratui.errors import LoratuiError
+from loratui.hf_logging import quiet_hf_libraries
 from loratui.project import Project, create_project
 
 CONCEPT = "akari"
@@ -40,6 +41,7 @@ def build_demo_project(root: Path, progress: Callable[[str], None] = lambda step
     progress("building the tiny WD14-style tagger")
     tagger = build_tiny_tagger(root / "models" / "tiny-wd14-tagger")
     progress("building the tiny SD1.5 model (single .safetensors file + its config folder)")
+    quiet_hf_libraries()
     from loratui.demo.single_file import build_tiny_sd15_single_file  # imports torch: keep it last and lazy
 
     model = root / "models" / "tiny-sd15.safetensors"

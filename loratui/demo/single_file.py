@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 from diffusers import StableDiffusionPipeline
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from loratui.demo.sd_models import save_tiny_pipeline, tiny_sd15_pipeline
+from loratui.fsutil import atomic_write_bytes
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -176,8 +177,7 @@ def sd1_pipeline_to_ldm(pipe: StableDiffusionPipeline, dtype: torch.dtype = torc
 def save_single_file(state_dict: Mapping[str, torch.Tensor], out_file: Path) -> Path:
     """Write a checkpoint as A1111 does: safetensors with metadata {"format": "pt"}."""
     out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    save_file(dict(state_dict), str(out_file), metadata={"format": "pt"})
+    atomic_write_bytes(out_file, save(dict(state_dict), metadata={"format": "pt"}))
     return out_file
 
 
