@@ -87,6 +87,16 @@ def normalise_tags(tags: list[str]) -> list[str]:
     return result
 
 
+def apply_trigger_and_deletions(tags: list[str], trigger: str, deleted: list[str]) -> list[str]:
+    """The caption rules: deleted tags gone, the trigger word first and nowhere else.
+
+    The trigger may hold several comma-separated tags ("rishi, naruto"); they all go first, in that order.
+    """
+    trigger_tags = split_tags(trigger) if trigger else []
+    dropped = {tag_key(t) for t in deleted} | {tag_key(t) for t in trigger_tags}
+    return normalise_tags(trigger_tags + [t for t in tags if tag_key(t) not in dropped])
+
+
 def parse_caption_text(text: str) -> tuple[list[str], list[str]]:
     """Caption text -> (normalised tags, warnings). Extra lines are joined: kohya would read only the first."""
     lines = [line for line in text.splitlines() if line.strip()]
