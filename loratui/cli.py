@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from loratui import __version__
-from loratui.commands import demo_cmd, presets_cmd, project_cmds, settings_cmd
+from loratui.commands import demo_cmd, prepare_cmd, presets_cmd, project_cmds, settings_cmd, tag_cmd, tags_cmd
 from loratui.errors import LoratuiError, ProblemsError
 
 DESCRIPTION = """\
@@ -20,7 +20,7 @@ Try it offline on made-up pictures and tiny models:  loratui demo ~/loratui-demo
 EPILOG = "Exit status: 0 done, 2 bad input (the message names the file or setting), 130 interrupted."
 
 # Each module adds its own subcommands; the order here is the order in `loratui --help`.
-COMMAND_MODULES = (project_cmds, presets_cmd, settings_cmd, demo_cmd)
+COMMAND_MODULES = (project_cmds, prepare_cmd, tag_cmd, tags_cmd, presets_cmd, settings_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not as a traceback at exit
+        return status
     except ProblemsError as exc:
         for problem in exc.problems:
             print(f"loratui: {problem}", file=sys.stderr)
@@ -52,6 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("loratui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `loratui tags DIR --list | head` closed our stdout early: that is the reader's choice, not an error.
+        # Point stdout at devnull so the interpreter's final flush cannot raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

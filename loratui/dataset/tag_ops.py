@@ -1,0 +1,671 @@
+"""Dataset-wide tag operations behind the Tags screen: the tag table, delete and keep, trigger words, undo."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loratui.config import Concept, Config
+from loratui.dataset.caption_backup import (
+    Restored,
+    Snapshot,
+    list_snapshots,
+    restore_last,
+    snapshot_caption,
+    take_snapshot,
+)
+from loratui.dataset.captions import (
+    apply_trigger_and_deletions,
+    caption_path,
+    format_caption,
+    join_tags,
+    normalise_tags,
+    parse_caption_bytes,
+    split_tags,
+    tag_key,
+)
+from loratui.errors import LoratuiError
+from loratui.fsutil import atomic_write_text
+from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
+from loratui.project import Project
+
+# kohya's folder-mode picture types (in any case); prepare writes PNG, but a hand-made dataset may hold others.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SORT_KEYS = ("count", "name")
+
+
+# --- reading the dataset -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaptionEntry:
+    """One prepared picture and its caption as found on disk."""
+
+    concept: str
+    image: Path
+    caption: Path
+    data: bytes | None = None  # the caption's bytes; None when there is no caption file
+    tags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    readable: bool = True
+
+    @property
+    def has_caption(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class DatasetCaptions:
+    """Every picture of every concept folder with its caption, and the files that could not be read."""
+
+    entries: list[CaptionEntry]
+    outcome: Outcome
+    spellings: dict[str, str]  # tag key -> the spelling most captions use
+
+    def spelling(self, tag: str) -> str:
+        return self.spellings.get(tag_key(tag), tag)
+
+
+def concept_images(folder: Path) -> list[Path]:
+    """The pictures of one concept folder, by name (hidden files such as half-written temp files left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
+def _find_concept(config: Config, name: str) -> Concept:
+    for concept in config.concepts:
+        if concept.name == name:
+            return concept
+    known = ", ".join(c.name for c in config.concepts) or "none"
+    raise LoratuiError(f"--concept {name}: no such concept in loratui.toml (concepts: {known})")
+
+
+def _concepts(config: Config, only: str | None = None) -> list[Concept]:
+    if not config.concepts:
+        raise LoratuiError("loratui.toml has no [[concepts]]: add one with name and source, then run "
+                           "`loratui prepare DIR`")
+    return [_find_concept(config, only)] if only else list(config.concepts)
+
+
+def read_dataset(
+    project: Project,
+    config: Config,
+    *,
+    concept: str | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> DatasetCaptions:
+    """Read the caption of every picture in the concept folders (one concept with ``concept``)."""
+    pairs = [(c.name, image) for c in _concepts(config, concept) for image in concept_images(project.concept_dir(c))]
+    outcome = Outcome()
+    entries = []
+    spellings: dict[str, Counter] = defaultdict(Counter)
+    for index, (name, image) in enumerate(pairs):
+        if cancel:
+            cancel.check()
+        entry = _read_entry(name, image, outcome)
+        for tag in entry.tags:
+            spellings[tag_key(tag)][tag] += 1
+        entries.append(entry)
+        progress(Progress("Reading captions", index + 1, len(pairs), image.name))
+    return DatasetCaptions(entries, outcome, {key: _usual_spelling(key, c) for key, c in spellings.items()})
+
+
+def _usual_spelling(key: str, counts: Counter) -> str:
+    """The spelling most captions use; on a tie the tagger's own form (lower case, spaces), then the first met."""
+    order = {tag: index for index, tag in enumerate(counts)}
+    return min(counts, key=lambda tag: (-counts[tag], tag != key, order[tag]))
+
+
+def _read_entry(concept: str, image: Path, outcome: Outcome) -> CaptionEntry:
+    path = caption_path(image)
+    entry = CaptionEntry(concept, image, path)
+    if not os.path.lexists(path):
+        return entry
+    try:
+        entry.data = path.read_bytes()
+    except OSError as exc:
+        entry.readable = False
+        outcome.skip(path, f"cannot be read ({exc.strerror or exc}): left as it is")
+        return entry
+    caption = parse_caption_bytes(entry.data)
+    entry.tags, entry.warnings = caption.tags, list(caption.warnings)
+    if not entry.data.strip():
+        entry.warnings.append("is empty: kohya stops on an empty caption file; tag the picture or set a trigger")
+    for message in entry.warnings:
+        outcome.warn(path, message)
+    return entry
+
+
+def no_pictures_error(project: Project) -> LoratuiError:
+    return LoratuiError(f"{project.dataset_dir}: no prepared pictures yet: run `loratui prepare {project.root}` "
+                        "first (then `loratui tag` to caption them)")
+
+
+def require_pictures(dataset: DatasetCaptions, project: Project) -> None:
+    if not dataset.entries:
+        raise no_pictures_error(project)
+
+
+# --- the tag table -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TagRow:
+    """One tag of the dataset: how many pictures carry it, overall and per concept."""
+
+    tag: str  # the spelling most captions use
+    key: str
+    count: int
+    share: float  # count / pictures of the table (0..1)
+    concepts: dict[str, int] = field(default_factory=dict)
+    deleted: bool = False  # listed in tagging.deleted_tags
+    trigger_of: list[str] = field(default_factory=list)  # concepts whose trigger word holds this tag
+
+
+@dataclass
+class TagTable:
+    """Every tag of the dataset (or of one concept) with counts and shares, plus what is missing."""
+
+    rows: list[TagRow]
+    images: int
+    uncaptioned: int  # pictures without a caption file
+    empty: int  # caption files holding no tag
+    concept_images: dict[str, int]
+    concept_uncaptioned: dict[str, int]
+    deleted: list[str]  # tagging.deleted_tags as saved
+    outcome: Outcome  # captions that could not be read (skipped) or need fixing (warnings)
+    concept: str | None = None  # the one concept this table covers, if any
+    trigger_first: dict[str, int] = field(default_factory=dict)  # concept -> captions that start with its trigger
+    triggers: dict[str, str] = field(default_factory=dict)  # concept -> its trigger word(s)
+
+    def sorted(self, by: str = "count") -> list[TagRow]:
+        """Rows by count (most first, then name) or by name."""
+        if by not in SORT_KEYS:
+            raise LoratuiError(f"sort: {by!r} is not a sort order: use {' or '.join(SORT_KEYS)}")
+        if by == "name":
+            return sorted(self.rows, key=lambda r: (r.key, r.tag))
+        return sorted(self.rows, key=lambda r: (-r.count, r.key, r.tag))
+
+    def find(self, tag: str) -> TagRow | None:
+        key = tag_key(tag)
+        return next((row for row in self.rows if row.key == key), None)
+
+    def concept_share(self, row: TagRow, concept: str) -> float:
+        """The share of one concept's pictures that carry the row's tag."""
+        return row.concepts.get(concept, 0) / max(self.concept_images.get(concept, 0), 1)
+
+
+def tag_table(
+    project: Project,
+    config: Config,
+    *,
+    concept: str | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> TagTable:
+    """Count every tag over the concept folders. Deleted tags appear even where no caption holds them."""
+    dataset = read_dataset(project, config, concept=concept, progress=progress, cancel=cancel)
+    counts: Counter = Counter()
+    per_concept: dict[str, Counter] = defaultdict(Counter)
+    images: Counter = Counter()
+    uncaptioned: Counter = Counter()
+    empty = 0
+    trigger_first: Counter = Counter()
+    heads = {c.name: [tag_key(t) for t in split_tags(c.trigger)] for c in config.concepts}
+    for entry in dataset.entries:
+        images[entry.concept] += 1
+        head = heads[entry.concept]
+        if head and [tag_key(t) for t in entry.tags[:len(head)]] == head:
+            trigger_first[entry.concept] += 1
+        if not entry.has_caption and entry.readable:
+            uncaptioned[entry.concept] += 1
+        elif entry.readable and not entry.tags:
+            empty += 1
+        for key in {tag_key(t) for t in entry.tags}:
+            counts[key] += 1
+            per_concept[key][entry.concept] += 1
+    total = sum(images.values())
+    deleted_keys = {tag_key(t): t for t in config.tagging.deleted_tags}
+    triggers = _trigger_owners(config)
+    rows = [TagRow(dataset.spellings[key], key, count, count / max(total, 1), dict(per_concept[key]),
+                   key in deleted_keys, triggers.get(key, [])) for key, count in counts.items()]
+    rows += [TagRow(tag, key, 0, 0.0, {}, True, triggers.get(key, []))
+             for key, tag in deleted_keys.items() if key not in counts]
+    names = [c.name for c in _concepts(config, concept)]
+    return TagTable(rows, total, sum(uncaptioned.values()), empty, {n: images[n] for n in names},
+                    {n: uncaptioned[n] for n in names}, list(config.tagging.deleted_tags), dataset.outcome, concept,
+                    {n: trigger_first[n] for n in names},
+                    {c.name: c.trigger for c in config.concepts if c.name in names})
+
+
+def _trigger_owners(config: Config) -> dict[str, list[str]]:
+    owners: dict[str, list[str]] = defaultdict(list)
+    for concept in config.concepts:
+        for tag in split_tags(concept.trigger):
+            owners[tag_key(tag)].append(concept.name)
+    return owners
+
+
+# --- edits: delete, keep, trigger ----------------------------------------------------------------------------
+
+
+@dataclass
+class TagEdit:
+    """One step of tag edits: written together, backed up once, undone as one."""
+
+    delete: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+    trigger: str | None = None
+    concept: str | None = None  # whose trigger; needed when the project has several concepts
+
+    @property
+    def empty(self) -> bool:
+        return not (self.delete or self.keep or self.trigger is not None)
+
+
+@dataclass
+class CaptionChange:
+    """What an edit does to one caption: ``after`` None removes the file (no tag would be left)."""
+
+    entry: CaptionEntry
+    after: list[str] | None
+
+    @property
+    def action(self) -> str:
+        if self.after is None:
+            return "remove"
+        return "write" if self.entry.has_caption else "create"
+
+
+@dataclass
+class EditPlan:
+    """An edit worked out but not written: the TUI can show it, :func:`apply_edit` writes it."""
+
+    edit: TagEdit
+    changes: list[CaptionChange]
+    unchanged: int
+    deleted_tags: list[str]  # tagging.deleted_tags after the edit
+    triggers: dict[str, str]  # concept -> trigger after the edit (every concept)
+    outcome: Outcome  # warnings and skipped files found while planning
+    notes: list[str]
+    reason: str
+    config_changed: bool
+    removed_from: dict[str, int] = field(default_factory=dict)  # deleted tag -> captions it leaves
+    restored_to: dict[str, int] = field(default_factory=dict)  # kept tag key -> captions it goes back into
+    dataset: DatasetCaptions | None = None
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.changes and not self.config_changed
+
+    def after(self, image: Path) -> list[str] | None:
+        """The tags one picture's caption will hold once written (None: it will have no caption file)."""
+        image = Path(image)
+        for change in self.changes:
+            if change.entry.image == image:
+                return change.after
+        for entry in self.dataset.entries if self.dataset else []:
+            if entry.image == image:
+                return list(entry.tags) if entry.has_caption else None
+        return None
+
+
+@dataclass
+class EditResult:
+    """What an edit wrote. ``outcome.done`` counts captions changed (created and removed included)."""
+
+    plan: EditPlan
+    outcome: Outcome
+    snapshot: Snapshot | None
+    created: int = 0
+    removed: int = 0
+
+    @property
+    def notes(self) -> list[str]:
+        return self.plan.notes
+
+
+def _parse_tag_args(values: list[str]) -> list[str]:
+    """Tags as the user typed them; ``"red hair, blue eyes"`` in one argument is two tags."""
+    return normalise_tags([tag for value in values for tag in split_tags(value)])
+
+
+def plan_edit(
+    project: Project,
+    config: Config,
+    edit: TagEdit,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> EditPlan:
+    """Work out every caption an edit changes, without writing anything."""
+    delete, keep = _parse_tag_args(edit.delete), _parse_tag_args(edit.keep)
+    both = {tag_key(t) for t in delete} & {tag_key(t) for t in keep}
+    if both:
+        raise LoratuiError(f"--delete and --keep both name {sorted(both)[0]!r}: choose one")
+    trigger_targets = _trigger_targets(config, edit)
+    dataset = read_dataset(project, config, progress=progress, cancel=cancel)
+    require_pictures(dataset, project)
+    # Notes, the backup's name and the deleted list use the spelling the captions (or the list) already have.
+    listed = {tag_key(t): t for t in config.tagging.deleted_tags}
+    delete = [dataset.spelling(t) for t in delete]
+    keep = [listed.get(tag_key(t), dataset.spelling(t)) for t in keep]
+
+    deleted = _deleted_after(config, dataset, delete, keep)
+    triggers = {c.name: c.trigger for c in config.concepts}
+    old_triggers: dict[str, list[str]] = {}
+    for name in trigger_targets:
+        old_triggers[name] = split_tags(triggers[name])
+        triggers[name] = join_tags(split_tags(edit.trigger or ""))
+    was_deleted = {tag_key(t) for t in config.tagging.deleted_tags}
+    sources = _restore_sources(project, dataset, [t for t in keep if tag_key(t) in was_deleted])
+
+    plan = EditPlan(edit, [], 0, deleted, triggers, dataset.outcome, [], _reason(delete, keep, edit, trigger_targets),
+                    config_changed=_config_changes(config, deleted, triggers), dataset=dataset)
+    delete_keys = {tag_key(t): t for t in delete}
+    missing: Counter = Counter()
+    for entry in dataset.entries:
+        if not entry.readable:
+            continue
+        before = _reinsert(entry.tags, sources, entry.caption, plan.restored_to)
+        # A changed trigger takes the old one out of the concept's captions, as if it had been deleted there.
+        dropped = deleted + old_triggers.get(entry.concept, [])
+        after = apply_trigger_and_deletions(before, triggers[entry.concept], dropped)
+        if not entry.has_caption:
+            # A picture without a caption gets one when a kept tag comes back to it or its trigger is being set.
+            if not before:
+                missing[entry.concept] += 1
+            if after and (before or entry.concept in trigger_targets):
+                plan.changes.append(CaptionChange(entry, after))
+            continue
+        gone = {tag_key(t) for t in entry.tags} - {tag_key(t) for t in after}
+        for key in gone & delete_keys.keys():
+            plan.removed_from[delete_keys[key]] = plan.removed_from.get(delete_keys[key], 0) + 1
+        _add_change(plan, entry, after)
+    _summarise(plan, config, dataset, delete, keep, sources, trigger_targets, missing)
+    return plan
+
+
+def _trigger_targets(config: Config, edit: TagEdit) -> list[str]:
+    """The concepts whose trigger the edit sets."""
+    concepts = _concepts(config, edit.concept)
+    if edit.trigger is None:
+        return []
+    if not split_tags(edit.trigger):
+        raise LoratuiError("--trigger: empty: give the word that calls up your LoRA in a prompt (e.g. the "
+                           "character's name)")
+    if len(concepts) > 1:
+        names = ", ".join(c.name for c in concepts)
+        raise LoratuiError(f"--trigger: this project has {len(concepts)} concepts ({names}): say whose trigger it "
+                           "is with --concept NAME (each concept needs its own word, or the LoRA cannot tell "
+                           "them apart)")
+    return [concepts[0].name]
+
+
+def _deleted_after(config: Config, dataset: DatasetCaptions, delete: list[str], keep: list[str]) -> list[str]:
+    """tagging.deleted_tags after the edit: kept tags off, new ones on in the dataset's own spelling."""
+    keep_keys = {tag_key(t) for t in keep}
+    deleted = [t for t in config.tagging.deleted_tags if tag_key(t) not in keep_keys]
+    known = {tag_key(t) for t in deleted}
+    for tag in delete:
+        if tag_key(tag) not in known:
+            deleted.append(dataset.spelling(tag))
+            known.add(tag_key(tag))
+    return deleted
+
+
+@dataclass
+class _Source:
+    """The caption backup that last held a kept tag: caption path -> the tags that caption had then."""
+
+    snapshot: Snapshot
+    holders: dict[Path, list[str]]
+
+
+def _restore_sources(project: Project, dataset: DatasetCaptions, keep: list[str]) -> dict[str, _Source]:
+    """For each kept tag (by key), the newest backup in which some caption of today's dataset held it.
+
+    Newest first, so a keep right after a delete puts the tag back exactly where it was.
+    """
+    if not keep:
+        return {}
+    snapshots = list(reversed(list_snapshots(project.state_dir)))
+    live = {entry.caption for entry in dataset.entries if entry.readable}
+    parsed: dict[tuple[int, str], list[str]] = {}
+    sources: dict[str, _Source] = {}
+    for key in dict.fromkeys(tag_key(t) for t in keep):
+        for index, snapshot in enumerate(snapshots):
+            holders = {}
+            for rel in snapshot.files:
+                path = project.dataset_dir / rel
+                if path not in live:
+                    continue
+                if (index, rel) not in parsed:
+                    parsed[index, rel] = _snapshot_tags(snapshot, rel)
+                if any(tag_key(t) == key for t in parsed[index, rel]):
+                    holders[path] = parsed[index, rel]
+            if holders:
+                sources[key] = _Source(snapshot, holders)
+                break
+    return sources
+
+
+def _snapshot_tags(snapshot: Snapshot, rel: str) -> list[str]:
+    try:
+        return parse_caption_bytes(snapshot_caption(snapshot, rel)).tags
+    except OSError:
+        return []  # a damaged backup file simply holds nothing to restore
+
+
+def _reinsert(tags: list[str], sources: dict[str, _Source], caption: Path, restored_to: dict[str, int]) -> list[str]:
+    """Put kept tags back into ``tags`` after the neighbour they followed in the backup."""
+    result = list(tags)
+    for key, source in sources.items():
+        old = source.holders.get(caption)
+        if old is None or key in {tag_key(t) for t in result}:
+            continue
+        position = next(i for i, t in enumerate(old) if tag_key(t) == key)
+        anchor = 0
+        keys = [tag_key(t) for t in result]
+        for previous in reversed(old[:position]):
+            if tag_key(previous) in keys:
+                anchor = keys.index(tag_key(previous)) + 1
+                break
+        result.insert(anchor, old[position])
+        restored_to[key] = restored_to.get(key, 0) + 1
+    return result
+
+
+def _add_change(plan: EditPlan, entry: CaptionEntry, after: list[str]) -> None:
+    if not after:
+        # kohya stops on an empty caption file; without one it trains the picture on the folder's class token.
+        plan.changes.append(CaptionChange(entry, None))
+        plan.outcome.warn(entry.caption, "no tag would be left: the caption file is removed, so kohya uses the "
+                                         "folder's class token (undo puts it back)")
+    elif format_caption(after).encode("utf-8") != entry.data:
+        plan.changes.append(CaptionChange(entry, after))
+    else:
+        plan.unchanged += 1
+
+
+def _config_changes(config: Config, deleted: list[str], triggers: dict[str, str]) -> bool:
+    return deleted != list(config.tagging.deleted_tags) or any(
+        c.trigger != triggers[c.name] for c in config.concepts)
+
+
+def _reason(delete: list[str], keep: list[str], edit: TagEdit, targets: list[str]) -> str:
+    parts = []
+    if delete:
+        parts.append("delete " + ", ".join(delete))
+    if keep:
+        parts.append("keep " + ", ".join(keep))
+    for name in targets:
+        parts.append(f"trigger of {name}: {join_tags(split_tags(edit.trigger or ''))}")
+    return "; ".join(parts)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def _summarise(plan: EditPlan, config: Config, dataset: DatasetCaptions, delete: list[str], keep: list[str],
+               sources: dict[str, _Source], trigger_targets: list[str], missing: Counter) -> None:
+    """The notes and per-concept warnings that tell the user what the edit does."""
+    old_deleted = {tag_key(t) for t in config.tagging.deleted_tags}
+    for tag in delete:
+        count = plan.removed_from.get(tag, 0)
+        if count:
+            plan.notes.append(f"delete {tag!r}: taken out of {_plural(count, 'caption')}")
+        elif tag_key(tag) in old_deleted:
+            plan.notes.append(f"delete {tag!r}: already deleted, and in no caption")
+        else:
+            plan.notes.append(f"delete {tag!r}: in no caption; recorded as deleted, so the tagger leaves it out "
+                              "from now on")
+        owners = [name for name, trigger in plan.triggers.items()
+                  if tag_key(tag) in {tag_key(t) for t in split_tags(trigger)}]
+        if owners:
+            plan.notes.append(f"delete {tag!r}: it is the trigger word of {', '.join(owners)}, so it stays first in "
+                              "those captions")
+    for tag in keep:
+        key = tag_key(tag)
+        if key not in old_deleted:
+            plan.notes.append(f"keep {tag!r}: it was not deleted, nothing to put back")
+        elif key in sources:
+            count = plan.restored_to.get(key, 0)
+            plan.notes.append(f"keep {tag!r}: put back into {_plural(count, 'caption')}, where it was on "
+                              f"{sources[key].snapshot.when}")
+        else:
+            plan.notes.append(f"keep {tag!r}: no longer deleted; no caption backup holds it, so it comes back with "
+                              "the next `loratui tag` run")
+    for name in trigger_targets:
+        old = next(c.trigger for c in config.concepts if c.name == name)
+        count = sum(1 for e in dataset.entries if e.concept == name and e.readable)
+        was = f" (was {old!r})" if old and old != plan.triggers[name] else ""
+        plan.notes.append(f"trigger of {name}: {plan.triggers[name]!r}{was}, first in every caption of its "
+                          f"{_plural(count, 'picture')}")
+    for concept in config.concepts:
+        folder = _concept_folder(dataset, concept.name)
+        count = missing[concept.name]
+        if not count or folder is None:
+            continue
+        if concept.name in trigger_targets:
+            plan.outcome.warn(folder, f"{_plural(count, 'picture')} had no caption: each gets one holding only the "
+                                      f"trigger {plan.triggers[concept.name]!r} (without a caption kohya falls back "
+                                      f"to the folder's class token {concept.name!r}); run `loratui tag` to "
+                                      "describe them")
+        else:
+            them = "them" if count != 1 else "it"
+            plan.outcome.warn(folder, f"{_plural(count, 'picture')} without a caption: kohya trains {them} on the "
+                                      f"folder's class token {concept.name!r} alone; run `loratui tag` to caption "
+                                      f"{them}")
+
+
+def _concept_folder(dataset: DatasetCaptions, concept: str) -> Path | None:
+    return next((e.image.parent for e in dataset.entries if e.concept == concept), None)
+
+
+def apply_edit(
+    project: Project,
+    config: Config,
+    plan: EditPlan,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> EditResult:
+    """Write a planned edit: one backup of every caption and loratui.toml first, then the captions, then the
+    settings (last, so a cancelled run repeated with the same command finishes the job). ``config`` is updated
+    in place to what was saved."""
+    outcome = plan.outcome
+    result = EditResult(plan, outcome, None)
+    outcome.unchanged = plan.unchanged
+    if plan.nothing_to_do:
+        return result
+    folders = [project.concept_dir(c) for c in config.concepts if project.concept_dir(c).is_dir()]
+    result.snapshot = take_snapshot(project.dataset_dir, folders, project.state_dir, plan.reason,
+                                    config_file=project.config_path)
+    for index, change in enumerate(plan.changes):
+        if cancel:
+            cancel.check()
+        if _changed_since_planned(change.entry):
+            outcome.skip(change.entry.caption, "changed on disk since the edit was worked out: left as it is; run "
+                                               "the edit again")
+            continue
+        if change.after is None:
+            try:
+                change.entry.caption.unlink()
+            except OSError as exc:
+                outcome.skip(change.entry.caption, f"cannot be removed ({exc.strerror or exc}): left as it is")
+                continue
+            result.removed += 1
+        else:
+            result.created += change.action == "create"
+            atomic_write_text(change.entry.caption, format_caption(change.after))
+        outcome.done += 1
+        progress(Progress("Writing captions", index + 1, len(plan.changes), change.entry.caption.name))
+    if plan.config_changed:
+        config.tagging.deleted_tags = list(plan.deleted_tags)
+        for concept in config.concepts:
+            concept.trigger = plan.triggers[concept.name]
+        project.save(config)
+    return result
+
+
+def _changed_since_planned(entry: CaptionEntry) -> bool:
+    try:
+        now = entry.caption.read_bytes()
+    except FileNotFoundError:
+        now = None
+    except OSError:
+        return True
+    return now != entry.data
+
+
+def edit_tags(
+    project: Project,
+    config: Config,
+    edit: TagEdit,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> EditResult:
+    """Plan and write one step of tag edits (see :class:`TagEdit`)."""
+    if edit.empty:
+        raise LoratuiError("nothing to do: give tags to --delete or --keep, or a --trigger word")
+    plan = plan_edit(project, config, edit, progress=progress, cancel=cancel)
+    return apply_edit(project, config, plan, progress=progress, cancel=cancel)
+
+
+def delete_tags(project: Project, config: Config, tags: list[str], *, progress: ProgressCallback = no_progress,
+                cancel: CancelToken | None = None) -> EditResult:
+    """Take ``tags`` out of every caption and record them in tagging.deleted_tags."""
+    return edit_tags(project, config, TagEdit(delete=list(tags)), progress=progress, cancel=cancel)
+
+
+def keep_tags(project: Project, config: Config, tags: list[str], *, progress: ProgressCallback = no_progress,
+              cancel: CancelToken | None = None) -> EditResult:
+    """Take ``tags`` off tagging.deleted_tags and put them back where the newest backup had them."""
+    return edit_tags(project, config, TagEdit(keep=list(tags)), progress=progress, cancel=cancel)
+
+
+def set_trigger(project: Project, config: Config, trigger: str, concept: str | None = None, *,
+                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> EditResult:
+    """Make ``trigger`` the concept's trigger word: first in each of its captions, the old one taken out."""
+    return edit_tags(project, config, TagEdit(trigger=trigger, concept=concept), progress=progress, cancel=cancel)
+
+
+# --- undo ----------------------------------------------------------------------------------------------------
+
+
+def history(project: Project) -> list[Snapshot]:
+    """The steps that can be undone, newest first."""
+    return list(reversed(list_snapshots(project.state_dir)))
+
+
+def undo(project: Project) -> Restored:
+    """Put back the captions and loratui.toml as they were before the last tag edit or tagging run."""
+    return restore_last(project.dataset_dir, project.state_dir, config_file=project.config_path)

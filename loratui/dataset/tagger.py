@@ -1,0 +1,676 @@
+"""WD14 tagging through onnxruntime: the session, WD-exact preprocessing, thresholds, and captions for a dataset."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from loratui.config import Concept, Config, TaggingSettings
+from loratui.dataset import caption_backup, captions
+from loratui.dataset.tagger_models import ModelFiles, resolve_model
+from loratui.errors import LoratuiError
+from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnxruntime import InferenceSession
+
+    from loratui.project import Project
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CATEGORY_GENERAL, CATEGORY_CHARACTER, CATEGORY_RATING = 0, 4, 9
+# The SmilingWolf space floors the character MCut so one lone character score cannot drag it to zero.
+CHARACTER_MCUT_FLOOR = 0.15
+# Tags whose underscore is part of the face, not a word separator (toriato's list, copied by every tagger UI).
+KAOMOJIS = frozenset({
+    "0_0", "(o)_(o)", "+_+", "+_-", "._.", "<o>_<o>", "<|>_<|>", "=_=", ">_<", "3_3", "6_9", ">_o", "@_@",
+    "^_^", "o_o", "u_u", "x_x", "|_|", "||_||",
+})
+_WHITE = (255, 255, 255)
+_CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+# --- the tag table ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Labels:
+    """selected_tags.csv: tag names in output order and the output indices of each category."""
+
+    names: tuple[str, ...]
+    rating: np.ndarray
+    general: np.ndarray
+    character: np.ndarray
+
+
+def load_labels(path: Path) -> Labels:
+    """Read and check a WD14 selected_tags.csv (header ``tag_id,name,category,count``; names may hold quotes)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoratuiError(f"{path}: cannot be read ({exc}): download selected_tags.csv again") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [column.strip() for column in next(reader, [])]
+    if "name" not in header or "category" not in header:
+        raise LoratuiError(f"{path}: not a WD14 selected_tags.csv (its first line should be "
+                           "tag_id,name,category,count): download it again from the model's page")
+    name_at, category_at = header.index("name"), header.index("category")
+    names, categories = [], []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) <= max(name_at, category_at):
+            raise LoratuiError(f"{path}:{line}: too few columns: the file is damaged; download it again")
+        try:
+            categories.append(int(row[category_at]))
+        except ValueError:
+            raise LoratuiError(f"{path}:{line}: category {row[category_at]!r} is not a number: the file is damaged; "
+                               "download it again") from None
+        names.append(row[name_at])
+    if not names:
+        raise LoratuiError(f"{path}: holds no tags: download selected_tags.csv again")
+    cats = np.array(categories)
+    # Unknown categories (copyright rows of pre-WD1.4 tables) are read but never written.
+    return Labels(tuple(names), *(np.flatnonzero(cats == c) for c in (CATEGORY_RATING, CATEGORY_GENERAL,
+                                                                         CATEGORY_CHARACTER)))
+
+
+# --- the model ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the session says about its graph; names and sizes are never assumed."""
+
+    input_name: str
+    output_name: str
+    side: int
+    fixed_batch: int | None  # v2.0 exports take exactly 1 picture per run; None = any batch
+    outputs: int | None  # scores per picture, when the graph says
+
+
+def has_nvidia_gpu() -> bool:
+    """An NVIDIA driver is loaded and the user has not hidden the GPUs (CUDA_VISIBLE_DEVICES="" or -1)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if Path("/proc/driver/nvidia/version").exists():
+        return True
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        result = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+class Tagger:
+    """A loaded WD14 tagger: one onnxruntime session and its tag table."""
+
+    def __init__(self, files: ModelFiles, session: InferenceSession, labels: Labels, signature: Signature,
+                 warnings: list[str]):
+        self.files = files
+        self.session = session
+        self.labels = labels
+        self.signature = signature
+        self.warnings = warnings  # e.g. CUDA asked for but unusable: tagging goes on on the CPU
+
+    @classmethod
+    def load(cls, files: ModelFiles, *, gpu: bool | None = None) -> Tagger:
+        """Open the model; CUDA only where an NVIDIA GPU is present (``gpu`` forces the choice)."""
+        labels = load_labels(files.tags)
+        import onnxruntime as ort
+
+        want_cuda = has_nvidia_gpu() if gpu is None else gpu
+        providers, warnings = [_CPU], []
+        if want_cuda:
+            if _CUDA in ort.get_available_providers():
+                _preload_cuda_libraries(ort)
+                providers.insert(0, _CUDA)
+            else:
+                warnings.append("an NVIDIA GPU is present but this onnxruntime has no CUDA support (install "
+                                "onnxruntime-gpu): tagging on the CPU")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: the graph-optimiser notes mean nothing to a user
+        # Idle onnxruntime threads otherwise spin on the cores the decoding threads need (measured: bench/).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            session = ort.InferenceSession(str(files.model), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for every kind of bad file
+            raise LoratuiError(f"{files.model}: cannot be loaded as an ONNX model ({_short(exc)}): download it "
+                               "again or choose another tagger") from None
+        if _CUDA in providers and _CUDA not in session.get_providers():
+            warnings.append("CUDA was asked for but onnxruntime could not start it (it needs the CUDA 13 and "
+                            "cuDNN 9 libraries): tagging on the CPU")
+        signature = read_signature(session, files.model)
+        if signature.outputs is not None and signature.outputs != len(labels.names):
+            raise LoratuiError(f"{files.tags}: lists {len(labels.names)} tags but {files.model.name} gives "
+                               f"{signature.outputs} scores: the two files come from different models; take both "
+                               "from the same repo")
+        return cls(files, session, labels, signature, warnings)
+
+    @property
+    def side(self) -> int:
+        return self.signature.side
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    @property
+    def device(self) -> str:
+        return "CUDA" if _CUDA in self.providers else "CPU"
+
+    def batch_size_for(self, requested: int) -> int:
+        return self.signature.fixed_batch or max(1, requested)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Scores [n, tags] for a float32 NHWC BGR batch; fixed-batch graphs are fed exactly their size."""
+        step = self.signature.fixed_batch
+        if step is None:
+            return self._run(batch)
+        parts = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            short = step - len(chunk)
+            if short:  # only graphs fixed above 1 get here: pad with the last picture, drop its scores
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
+            parts.append(self._run(chunk)[:step - short])
+        return np.concatenate(parts)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        sig = self.signature
+        try:
+            scores = self.session.run([sig.output_name], {sig.input_name: batch})[0]
+        except Exception as exc:  # out of GPU memory, a graph that rejects the input: say which and what to try
+            raise LoratuiError(f"{self.files.model}: tagging failed on the {self.device} ({_short(exc)}): try a "
+                               "smaller --batch-size") from None
+        if scores.ndim != 2 or scores.shape[1] != len(self.labels.names):
+            raise LoratuiError(f"{self.files.tags}: lists {len(self.labels.names)} tags but {self.files.model.name} "
+                               f"gave scores of shape {list(scores.shape)}: take both files from the same repo")
+        return scores
+
+
+def _preload_cuda_libraries(ort: ModuleType) -> None:
+    # onnxruntime >= 1.21 can load the CUDA/cuDNN libraries that pip's nvidia-* packages (torch's) put in
+    # site-packages; where they are missing the session falls back to the CPU and we say so.
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # best effort: a failure here shows up as the CPU fallback warning
+            pass
+
+
+def read_signature(session: InferenceSession, model: Path) -> Signature:
+    """Input/output names, the square side and the batch rule, checked to be a WD14-style NHWC graph."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if not inputs or not outputs:
+        raise LoratuiError(f"{model}: the graph has no input or no output: not a WD14 tagger")
+    first, scores = inputs[0], outputs[0]
+    shape = list(first.shape)
+    if (len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2]
+            or shape[1] < 1):
+        raise LoratuiError(f"{model}: input {first.name!r} has shape {shape}, not [batch, side, side, 3]: not a "
+                           "WD14 tagger (those take square BGR pictures)")
+    if first.type != "tensor(float)":
+        raise LoratuiError(f"{model}: input {first.name!r} is {first.type}, not float32: not a WD14 tagger")
+    batch = shape[0]
+    fixed = batch if isinstance(batch, int) and batch > 0 else None
+    width = scores.shape[-1] if scores.shape and isinstance(scores.shape[-1], int) else None
+    return Signature(first.name, scores.name, int(shape[1]), fixed, width)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- preprocessing ------------------------------------------------------------------------------------------
+
+
+class UnreadableImage(LoratuiError):
+    """A picture that cannot be decoded; the message says why (the caller names the file)."""
+
+
+def flatten_on_white(image: Image.Image) -> Image.Image:
+    """RGB of any mode: transparency composited on white, 16-bit scaled to 8-bit, CMYK/palette/grey converted."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257.0  # 65535 -> 255
+        image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return image if image.mode == "RGB" else image.convert("RGB")
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+    canvas.alpha_composite(rgba)
+    return canvas.convert("RGB")
+
+
+def to_model_input(square: Image.Image) -> np.ndarray:
+    """side x side RGB picture -> float32 HWC in 0..255, channels BGR (WD14 graphs scale inside)."""
+    return np.ascontiguousarray(np.asarray(square, dtype=np.float32)[:, :, ::-1])
+
+
+def preprocess_exact(image: Image.Image, side: int) -> np.ndarray:
+    """The reference (SmilingWolf's space): on white, pad to a centred white square, BICUBIC to ``side``.
+
+    ``image`` is expected upright already (EXIF orientation applied), as :func:`open_upright` returns it.
+    """
+    rgb = flatten_on_white(image)
+    width, height = rgb.size
+    long_side = max(width, height)
+    square = Image.new("RGB", (long_side, long_side), _WHITE)
+    square.paste(rgb, ((long_side - width) // 2, (long_side - height) // 2))
+    if long_side != side:
+        square = square.resize((side, side), Image.Resampling.BICUBIC)
+    return to_model_input(square)
+
+
+def fit_on_white_square(rgb: Image.Image, side: int) -> Image.Image:
+    """Scale so the long side is ``side``, then pad to a centred white square: the reference's result for
+    far fewer pixels (the padding is never resampled). Differs from it only by rounding at the borders."""
+    width, height = rgb.size
+    long_side = max(width, height)
+    if long_side != side:
+        size = (max(1, round(width * side / long_side)), max(1, round(height * side / long_side)))
+        # reducing_gap: a box-filter pre-shrink by an integer factor first; invisible at 3x, much faster.
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        width, height = size
+    if (width, height) == (side, side):
+        return rgb
+    square = Image.new("RGB", (side, side), _WHITE)
+    square.paste(rgb, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def draft_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The smallest JPEG draft request that keeps the long side >= ``side`` (the short side may go below it:
+    the square's padding, not the picture, fills the rest)."""
+    width, height = size
+    long_side = max(width, height)
+    return max(1, -(-width * side // long_side)), max(1, -(-height * side // long_side))
+
+
+def open_upright(path: Path, draft_side: int | None = None) -> Image.Image:
+    """Decode a picture with EXIF orientation applied; JPEGs decode at 1/2, 1/4 or 1/8 size when
+    ``draft_side`` allows (the DCT does the downscale, several times faster than decoding it all)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("empty file (0 bytes)")
+        with Image.open(path) as opened:
+            if draft_side and opened.format in ("JPEG", "MPO"):
+                opened.draft("RGB", draft_size(opened.size, draft_side))
+            ImageOps.exif_transpose(opened, in_place=True)  # loads the pixels (first frame of animations)
+            return opened  # loaded pixels stay usable once the file is closed
+    except UnreadableImage:
+        raise
+    except UnidentifiedImageError:
+        kind = _signature_kind(path)
+        if kind:
+            raise UnreadableImage(f"damaged (starts like a {kind} file but cannot be decoded)") from None
+        raise UnreadableImage("not a picture (unknown format, or not an image file)") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(f"too many pixels, refused as a possible decompression bomb ({_short(exc)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage(f"damaged or truncated ({_short(exc)})") from None
+    except MemoryError:
+        raise UnreadableImage("too large to decode in the memory available") from None
+    except Exception as exc:  # a decoder bug on one odd file must not stop a run over hundreds
+        raise UnreadableImage(f"cannot be decoded ({type(exc).__name__}: {_short(exc)})") from None
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def _signature_kind(path: Path) -> str:
+    """The format a file's first bytes claim, so a broken PNG is called damaged rather than 'not a picture'."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return ""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "")
+
+
+def preprocess_file(path: Path, side: int, *, fast: bool = True) -> np.ndarray:
+    """One picture file -> the model's input (float32 HWC BGR). ``fast``: JPEG draft + scale-then-pad."""
+    if fast:
+        return to_model_input(fit_on_white_square(flatten_on_white(open_upright(path, side)), side))
+    return preprocess_exact(open_upright(path), side)
+
+
+def default_workers() -> int:
+    """One decoding thread per core: on a 16-core H200 box 16 threads fed 307 pictures/s of 2000x3000 JPEG
+    against 185 with 8 (bench/gpu_tagger_feed.py), and the GPU still waited; Pillow releases the GIL."""
+    return max(1, min(32, os.cpu_count() or 1))
+
+
+def preprocess_files(
+    paths: Iterable[Path], side: int, *, fast: bool = True, workers: int | None = None, ahead: int = 16
+) -> Iterator[tuple[Path, np.ndarray | str]]:
+    """(path, model input or the reason it is unreadable) in order, decoded by worker threads ``ahead`` files
+    in front of the consumer, so decoding overlaps inference (Pillow and onnxruntime both release the GIL)."""
+    pending: deque[tuple[Path, Future]] = deque()
+    queue = iter(paths)
+    pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="loratui-decode")
+
+    def submit_next() -> None:
+        path = next(queue, None)
+        if path is not None:
+            pending.append((Path(path), pool.submit(preprocess_file, path, side, fast=fast)))
+
+    try:
+        for _ in range(max(1, ahead)):
+            submit_next()
+        while pending:
+            path, future = pending.popleft()
+            submit_next()
+            try:
+                yield path, future.result()
+            except UnreadableImage as exc:
+                yield path, str(exc)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- from scores to tags ------------------------------------------------------------------------------------
+
+
+def format_tag(name: str) -> str:
+    """Danbooru name -> caption text: ``_`` becomes a space except in kaomoji; nothing is escaped, because
+    kohya trains on the literal text (``\\(`` would be learnt as a backslash)."""
+    return name if name in KAOMOJIS else name.replace("_", " ")
+
+
+def mcut_threshold(scores: np.ndarray) -> float | None:
+    """Maximum-cut threshold (Largeron et al. 2012): the middle of the largest gap between sorted scores.
+    None when there are fewer than two scores (no gap to cut)."""
+    if len(scores) < 2:
+        return None
+    ordered = np.sort(scores)[::-1]
+    gap = int(np.argmax(ordered[:-1] - ordered[1:]))
+    return float((ordered[gap] + ordered[gap + 1]) / 2)
+
+
+@dataclass
+class TaggedImage:
+    """One picture's result: the tags chosen, each with its confidence, and the rating scores."""
+
+    path: Path
+    characters: dict[str, float]  # caption text -> score, most confident first
+    general: dict[str, float]
+    ratings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rating(self) -> str:
+        return max(self.ratings, key=self.ratings.__getitem__) if self.ratings else ""
+
+    @property
+    def confidences(self) -> dict[str, float]:
+        """Chosen tags in caption order (characters, then general) with their scores."""
+        return {**self.characters, **self.general}
+
+    def tags(self, write_rating: bool = False) -> list[str]:
+        chosen = list(self.characters) + list(self.general)
+        return chosen + [self.rating] if write_rating and self.rating else chosen
+
+
+def choose_tags(path: Path, scores: np.ndarray, labels: Labels, settings: TaggingSettings) -> TaggedImage:
+    """Thresholds (``>``, as the reference) or MCut per category; characters and general sorted by score."""
+    def pick(indices: np.ndarray, threshold: float, mcut_floor: float | None) -> dict[str, float]:
+        values = scores[indices]
+        if settings.mcut:
+            cut = mcut_threshold(values)
+            if cut is not None:
+                threshold = max(cut, mcut_floor) if mcut_floor is not None else cut
+        above = np.flatnonzero(values > threshold)
+        chosen: dict[str, float] = {}
+        for i in above[np.argsort(-values[above], kind="stable")]:  # by score, ties in table order
+            chosen.setdefault(format_tag(labels.names[indices[i]]), float(values[i]))
+        return chosen
+
+    ratings = {labels.names[i]: float(scores[i]) for i in labels.rating}
+    return TaggedImage(
+        Path(path),
+        characters=pick(labels.character, settings.character_threshold, CHARACTER_MCUT_FLOOR),
+        general=pick(labels.general, settings.general_threshold, None),
+        ratings=ratings,
+    )
+
+
+# --- running over many pictures -----------------------------------------------------------------------------
+
+
+def _tag_stream(
+    paths: list[Path],
+    tagger: Tagger,
+    settings: TaggingSettings,
+    outcome: Outcome,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+    workers: int | None = None,
+) -> Iterator[TaggedImage]:
+    """Tag ``paths`` batch by batch, yielding each result as soon as its batch is scored (so callers can save
+    it at once); unreadable files go to ``outcome.skipped``; ``cancel`` is checked before every batch."""
+    size = tagger.batch_size_for(settings.batch_size)
+    total, done = len(paths), 0
+    waiting: list[tuple[Path, np.ndarray]] = []
+    workers = workers or default_workers()
+
+    def score(batch: list[tuple[Path, np.ndarray]]) -> Iterator[TaggedImage]:
+        nonlocal done
+        if cancel is not None:
+            cancel.check()
+        probabilities = tagger.probabilities(np.stack([array for _, array in batch]))
+        for (path, _), scores in zip(batch, probabilities, strict=True):
+            done += 1
+            yield choose_tags(path, scores, tagger.labels, settings)
+            progress(Progress("tagging", done, total, path.name))
+
+    if cancel is not None:
+        cancel.check()
+    progress(Progress("tagging", 0, total))
+    # Enough decoded ahead that the next batch is ready when the model finishes this one, and no more.
+    for path, loaded in preprocess_files(paths, tagger.side, workers=workers, ahead=size + 2 * workers):
+        if isinstance(loaded, str):
+            outcome.skip(path, loaded)
+            done += 1
+            progress(Progress("tagging", done, total, path.name))
+            continue
+        waiting.append((path, loaded))
+        if len(waiting) == size:
+            yield from score(waiting)
+            waiting = []
+    if waiting:
+        yield from score(waiting)
+
+
+@dataclass
+class ImageTags:
+    """Result of :func:`tag_images`: one entry per readable picture, in input order."""
+
+    images: list[TaggedImage]
+    outcome: Outcome
+    seconds: float
+
+
+def tag_images(
+    paths: Iterable[Path],
+    tagger: Tagger,
+    settings: TaggingSettings | None = None,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    workers: int | None = None,
+) -> ImageTags:
+    """Tag any picture files and return each one's tags with confidences; nothing is written."""
+    settings = settings or TaggingSettings()
+    outcome = Outcome()
+    started = time.perf_counter()
+    images = list(_tag_stream([Path(p) for p in paths], tagger, settings, outcome, progress, cancel, workers))
+    outcome.done = len(images)
+    return ImageTags(images, outcome, time.perf_counter() - started)
+
+
+@dataclass
+class TagRun:
+    """What ``loratui tag`` did to a project's captions."""
+
+    outcome: Outcome
+    model: str = ""
+    providers: list[str] = field(default_factory=list)
+    device: str = "CPU"
+    batch_size: int = 0
+    tagged: int = 0  # pictures run through the model (written or unchanged)
+    ratings: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # decoding + inference + writing, model loading excluded
+    snapshot: Path | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        return self.tagged / self.seconds if self.seconds > 0 else 0.0
+
+
+def dataset_images(folder: Path) -> list[Path]:
+    """The prepared pictures of one concept folder, by name (hidden and temporary files left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
+@dataclass
+class _Job:
+    concept: Concept
+    image: Path
+    existing: captions.Caption | None
+
+
+def tag_dataset(
+    project: Project,
+    config: Config,
+    *,
+    concepts: list[Concept] | None = None,
+    tagger: Tagger | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> TagRun:
+    """Tag every prepared picture of ``concepts`` (all by default) and write its caption per ``config.tagging``:
+    merge with the caption it has, drop deleted tags, put the concept's trigger first. Captions that would be
+    rewritten are snapshotted once first (``loratui tags DIR --undo``); each caption is saved as soon as its batch
+    is scored, so a cancel or a crash keeps the work done."""
+    settings = config.tagging
+    concepts = list(config.concepts if concepts is None else concepts)
+    if not concepts:
+        raise LoratuiError(f"{project.config_path}: no concepts: add one with a [[concepts]] table")
+    outcome = Outcome()
+    jobs = _plan(project, concepts, settings, outcome)
+    run = TagRun(outcome, model=settings.model)
+    if not jobs:
+        return run
+    if tagger is None:
+        files = resolve_model(settings.model, project.root, progress)
+        progress(Progress("loading tagger", 0, 1, files.name))
+        tagger = Tagger.load(files)
+        progress(Progress("loading tagger", 1, 1, files.name))
+    run.model, run.providers, run.device = tagger.files.name, tagger.providers, tagger.device
+    run.batch_size = tagger.batch_size_for(settings.batch_size)
+    for warning in tagger.warnings:
+        outcome.warn(tagger.files.model, warning)
+    if any(job.existing is not None for job in jobs):
+        folders = sorted({project.concept_dir(job.concept) for job in jobs})
+        run.snapshot = caption_backup.take_snapshot(
+            project.dataset_dir, folders, project.state_dir, "tagging run", config_file=project.config_path
+        ).path
+
+    by_path = {job.image: job for job in jobs}
+    ratings: Counter[str] = Counter()
+    started = time.perf_counter()
+    try:
+        for tagged in _tag_stream(list(by_path), tagger, settings, outcome, progress, cancel):
+            run.tagged += 1
+            if tagged.rating:
+                ratings[tagged.rating] += 1
+            _write(by_path[tagged.path], tagged, settings, outcome)
+    finally:
+        run.seconds = time.perf_counter() - started
+        run.ratings = dict(ratings.most_common())
+        if run.snapshot is not None and not outcome.done:
+            # Nothing was rewritten after all (every caption came out the same): an undo would do nothing.
+            shutil.rmtree(run.snapshot, ignore_errors=True)
+            run.snapshot = None
+    return run
+
+
+def _plan(project: Project, concepts: list[Concept], settings: TaggingSettings, outcome: Outcome) -> list[_Job]:
+    """Every picture to tag, with the caption it has now; merge=skip leaves captioned pictures alone."""
+    jobs, found = [], 0
+    for concept in concepts:
+        for image in dataset_images(project.concept_dir(concept)):
+            found += 1
+            existing = _existing_caption(image, outcome, report=settings.merge == "append")
+            if existing is _UNREADABLE:
+                continue
+            if settings.merge == "skip" and existing is not None and existing.tags:
+                outcome.unchanged += 1
+                continue
+            jobs.append(_Job(concept, image, existing))
+    if not found:
+        names = ", ".join(project.concept_dir(c).name for c in concepts)
+        raise LoratuiError(f"{project.dataset_dir}: no prepared pictures in {names}: run `loratui prepare "
+                           f"{project.root}` first")
+    return jobs
+
+
+_UNREADABLE = captions.Caption([])
+
+
+def _existing_caption(image: Path, outcome: Outcome, report: bool) -> captions.Caption | None:
+    """The caption a picture has now; what was fixed to read it matters only where its tags are kept."""
+    path = captions.caption_path(image)
+    if not path.is_file():
+        return None
+    try:
+        existing = captions.read_caption(path)
+    except OSError as exc:
+        outcome.skip(image, f"its caption {path.name} cannot be read ({exc.strerror or exc})")
+        return _UNREADABLE
+    for warning in existing.warnings if report else ():
+        outcome.warn(path, warning)
+    return existing
+
+
+def _write(job: _Job, tagged: TaggedImage, settings: TaggingSettings, outcome: Outcome) -> None:
+    new = tagged.tags(settings.write_rating)
+    if settings.merge == "append" and job.existing is not None:
+        new = job.existing.tags + new
+    final = captions.apply_trigger_and_deletions(new, job.concept.trigger, settings.deleted_tags)
+    path = captions.caption_path(job.image)
+    if job.existing is not None and path.read_bytes() == (captions.join_tags(final) + "\n").encode("utf-8"):
+        outcome.unchanged += 1
+        return
+    captions.write_caption(path, final)
+    outcome.done += 1
