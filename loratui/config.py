@@ -166,8 +166,9 @@ class TaggingSettings:
         False, "Let the tagger pick its own cut-off per picture (MCut) instead of the thresholds above."
     )
     merge: str = setting(
-        "overwrite",
-        "What to do with captions a picture already has: overwrite them, append the new tags, or skip the picture.",
+        "append",
+        "What to do with captions a picture already has: append the new tags (keeps captions you brought), "
+        "overwrite them (to re-tag with new thresholds), or skip the picture. Rewrites are backed up.",
         choices=MERGE_MODES,
     )
     write_rating: bool = setting(False, "Also write the rating tag (general, sensitive, ...) into captions.")

@@ -478,6 +478,8 @@ def test_no_snapshot_when_no_caption_is_rewritten(tmp_path: Path, model_dirs):
     assert tag_dataset(project, config).snapshot is None  # same tags again: nothing rewritten, nothing to undo
     assert caption_backup.list_snapshots(project.state_dir) == []
     config.tagging.general_threshold = 0.9
+    assert tag_dataset(project, config).snapshot is None  # append (the default) keeps the tags already there
+    config.tagging.merge = "overwrite"
     assert tag_dataset(project, config).snapshot is not None  # fewer tags: a.txt is rewritten
 
 

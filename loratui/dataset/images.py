@@ -639,3 +639,11 @@ def advise(images: list[ImageReport], broken: list[FileNote], groups: list[list[
     advice.append(Advice("info", "clear subject, nothing over the face, varied poses and backgrounds, few near-copies"))
     return advice
 
+
+def dataset_pictures(folder: Path) -> list[Path]:
+    """The prepared pictures of one concept folder, by name (hidden files such as half-written temp files left
+    out). The tagger and the tag editor both find a dataset's pictures this way."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())

@@ -26,13 +26,13 @@ from loratui.dataset.captions import (
     split_tags,
     tag_key,
 )
+from loratui.dataset.images import dataset_pictures
 from loratui.errors import LoratuiError
 from loratui.fsutil import atomic_write_text
 from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
 from loratui.project import Project
 
 # kohya's folder-mode picture types (in any case); prepare writes PNG, but a hand-made dataset may hold others.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SORT_KEYS = ("count", "name")
 
 
@@ -68,14 +68,6 @@ class DatasetCaptions:
         return self.spellings.get(tag_key(tag), tag)
 
 
-def concept_images(folder: Path) -> list[Path]:
-    """The pictures of one concept folder, by name (hidden files such as half-written temp files left out)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
-
-
 def _find_concept(config: Config, name: str) -> Concept:
     for concept in config.concepts:
         if concept.name == name:
@@ -100,7 +92,7 @@ def read_dataset(
     cancel: CancelToken | None = None,
 ) -> DatasetCaptions:
     """Read the caption of every picture in the concept folders (one concept with ``concept``)."""
-    pairs = [(c.name, image) for c in _concepts(config, concept) for image in concept_images(project.concept_dir(c))]
+    pairs = [(c.name, image) for c in _concepts(config, concept) for image in dataset_pictures(project.concept_dir(c))]
     outcome = Outcome()
     entries = []
     spellings: dict[str, Counter] = defaultdict(Counter)

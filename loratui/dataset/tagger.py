@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from loratui.config import Concept, Config, TaggingSettings
 from loratui.dataset import caption_backup, captions
+from loratui.dataset.images import dataset_pictures
 from loratui.dataset.tagger_models import ModelFiles, resolve_model
 from loratui.errors import LoratuiError
 from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
     from loratui.project import Project
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CATEGORY_GENERAL, CATEGORY_CHARACTER, CATEGORY_RATING = 0, 4, 9
 # The SmilingWolf space floors the character MCut so one lone character score cannot drag it to zero.
 CHARACTER_MCUT_FLOOR = 0.15
@@ -554,14 +554,6 @@ class TagRun:
         return self.tagged / self.seconds if self.seconds > 0 else 0.0
 
 
-def dataset_images(folder: Path) -> list[Path]:
-    """The prepared pictures of one concept folder, by name (hidden and temporary files left out)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
-
-
 @dataclass
 class _Job:
     concept: Concept
@@ -629,7 +621,7 @@ def _plan(project: Project, concepts: list[Concept], settings: TaggingSettings, 
     """Every picture to tag, with the caption it has now; merge=skip leaves captioned pictures alone."""
     jobs, found = [], 0
     for concept in concepts:
-        for image in dataset_images(project.concept_dir(concept)):
+        for image in dataset_pictures(project.concept_dir(concept)):
             found += 1
             existing = _existing_caption(image, outcome, report=settings.merge == "append")
             if existing is _UNREADABLE:
