@@ -203,9 +203,12 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, serve) -> list[tuple]:
             raise LocalEntryNotFoundError("not in the cache")
         return str(serve(repo, filename))
 
+    import loratui.dataset.tagger_models as tagger_models
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(tagger_models, "_host_resolves", lambda endpoint: True)  # the fake hub is "online"
     return calls
 
 
@@ -557,3 +560,22 @@ def test_list_models_needs_no_project():
     assert result.returncode == 0
     assert all(model.repo in result.stdout for model in KNOWN_MODELS)
     assert "* SmilingWolf/wd-swinv2-tagger-v3" in result.stdout
+
+
+def test_a_hub_id_without_network_fails_at_once_with_the_local_folder_hint(tmp_path: Path, monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+
+    from loratui.dataset.tagger_models import resolve_model
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the model must be fetched
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(LoratuiError, match="cannot reach the model hub .*pass that folder as --model"):
+        resolve_model("SmilingWolf/wd-swinv2-tagger-v3", tmp_path)

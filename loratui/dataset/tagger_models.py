@@ -124,6 +124,9 @@ def _fetch_one(repo: str, filename: str, revision: str | None, spec: str, local_
         pass
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise LoratuiError(f"{spec}: not downloaded yet and HF_HUB_OFFLINE is set: {local_hint}")
+    if not _host_resolves(constants.ENDPOINT):
+        # Without this the client retries a failed DNS lookup five times (about 25 s of "Retrying..." lines).
+        raise LoratuiError(f"{spec}: cannot reach the model hub (offline?): {local_hint}")
     try:
         return hf_hub_download(repo, filename, revision=revision)
     except GatedRepoError:
@@ -144,6 +147,21 @@ def _fetch_one(repo: str, filename: str, revision: str | None, spec: str, local_
         raise LoratuiError(f"{spec}: not a valid hub id ({exc}): give owner/name or a local folder") from None
     except OSError as exc:
         raise LoratuiError(f"{spec}: download of {filename} failed ({_short(exc)}): {local_hint}") from None
+
+
+def _host_resolves(endpoint: str) -> bool:
+    """Whether the hub's host name resolves: a machine without a network answers at once."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(endpoint).hostname
+    if not host:
+        return True
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def _short(exc: BaseException) -> str:
