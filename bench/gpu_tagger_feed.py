@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tagger_bench import SETS, make_set, median_rate  # noqa: E402 (bench/ is not a package)
 
-from loratui.dataset.tagger import preprocess_files  # noqa: E402
+from loratui.dataset.tagger_input import preprocess_files  # noqa: E402
 
 SIDE = 448
 WD_V3_TAGS = 10861

@@ -20,14 +20,13 @@ import numpy as np
 from PIL import Image
 
 from loratui.config import TaggingSettings
-from loratui.dataset.tagger import (
-    Tagger,
+from loratui.dataset.tagger import Tagger, tag_images
+from loratui.dataset.tagger_input import (
     default_workers,
     open_upright,
     preprocess_exact,
     preprocess_file,
     preprocess_files,
-    tag_images,
 )
 from loratui.dataset.tagger_models import resolve_model
 from loratui.demo.tagger_model import build_tiny_tagger

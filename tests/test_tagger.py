@@ -12,19 +12,8 @@ from PIL import Image
 
 from loratui.config import TaggingSettings
 from loratui.dataset import caption_backup
-from loratui.dataset.tagger import (
-    Labels,
-    Tagger,
-    choose_tags,
-    draft_size,
-    format_tag,
-    mcut_threshold,
-    open_upright,
-    preprocess_exact,
-    preprocess_file,
-    tag_dataset,
-    tag_images,
-)
+from loratui.dataset.tagger import Labels, Tagger, choose_tags, format_tag, mcut_threshold, tag_dataset, tag_images
+from loratui.dataset.tagger_input import draft_size, open_upright, preprocess_exact, preprocess_file
 from loratui.dataset.tagger_models import KNOWN_MODELS, resolve_model
 from loratui.demo.images import CHARACTER
 from loratui.demo.tagger_model import TAGS, build_tiny_tagger, reference_probabilities
