@@ -7,7 +7,17 @@ import sys
 from collections.abc import Sequence
 
 from loratui import __version__
-from loratui.commands import demo_cmd, prepare_cmd, presets_cmd, project_cmds, settings_cmd, tag_cmd, tags_cmd
+from loratui.commands import (
+    demo_cmd,
+    estimate_cmd,
+    lora_info_cmd,
+    prepare_cmd,
+    presets_cmd,
+    project_cmds,
+    settings_cmd,
+    tag_cmd,
+    tags_cmd,
+)
 from loratui.errors import LoratuiError, ProblemsError
 
 DESCRIPTION = """\
@@ -20,7 +30,17 @@ Try it offline on made-up pictures and tiny models:  loratui demo ~/loratui-demo
 EPILOG = "Exit status: 0 done, 2 bad input (the message names the file or setting), 130 interrupted."
 
 # Each module adds its own subcommands; the order here is the order in `loratui --help`.
-COMMAND_MODULES = (project_cmds, prepare_cmd, tag_cmd, tags_cmd, presets_cmd, settings_cmd, demo_cmd)
+COMMAND_MODULES = (
+    project_cmds,
+    prepare_cmd,
+    tag_cmd,
+    tags_cmd,
+    estimate_cmd,
+    lora_info_cmd,
+    presets_cmd,
+    settings_cmd,
+    demo_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loratui.config import Concept, Config
 from loratui.config_io import CONFIG_FILE, load_config, parse_config, save_config
 from loratui.errors import LoratuiError, Problem
 
-# Pickled checkpoints can run code when loaded; issue-level checks refuse them unless asked (see training).
-MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
+if TYPE_CHECKING:
+    from loratui.training.model_family import ModelDetection
 
 
 @dataclass
@@ -159,22 +160,44 @@ def check_project(root: Path) -> list[Problem]:
     return problems
 
 
+def base_model_detection(root: Path) -> ModelDetection | None:
+    """The base model of the project in ``root`` and its family, as `loratui check` shows it; None if not found."""
+    from loratui.training.model_family import detect_base_model
+
+    project = Project.open(root)
+    try:
+        config, _ = parse_config(project.config_path.read_text(encoding="utf-8-sig"), str(project.config_path))
+        return detect_base_model(config.project.base_model, project.root)
+    except (OSError, UnicodeDecodeError, LoratuiError):
+        return None
+
+
 def _check_base_model(project: Project, config: Config, file: str) -> list[Problem]:
-    model = config.project.base_model
-    if not model:
-        return [Problem(file, "project.base_model", "not set: give a diffusers folder, an A1111 .safetensors file "
-                                                    "or a hub id (loratui new ... --base-model PATH)")]
-    path = Path(model).expanduser()
-    path = path if path.is_absolute() else project.root / path
-    looks_local = model.startswith(("/", ".", "~")) or model.lower().endswith(MODEL_SUFFIXES) or model.count("/") != 1
-    if looks_local and not path.exists():
-        return [Problem(file, "project.base_model", f"{model}: not found: check the path")]
-    problems = []
-    if config.project.base_model_config:
-        cfg = Path(config.project.base_model_config).expanduser()
-        cfg = cfg if cfg.is_absolute() else project.root / cfg
-        if not (cfg / "model_index.json").is_file():
-            problems.append(Problem(file, "project.base_model_config",
-                                    f"{config.project.base_model_config}: not a diffusers config folder (no "
-                                    "model_index.json)"))
+    """Found, family known, no pickle, and a config folder for a single file. Nothing is loaded or downloaded."""
+    from loratui.training.config_folders import BUNDLED_CONFIGS
+    from loratui.training.model_family import HUB, SINGLE_FILE, detect_base_model
+
+    model, key = config.project.base_model, "project.base_model"
+    problems = _check_config_folder(project, config, file)
+    try:
+        detection = detect_base_model(model, project.root)
+    except LoratuiError as exc:
+        return [Problem(file, key, str(exc).removeprefix(f"{key}: "))] + problems
+    if detection.family is None and detection.kind != HUB:
+        return [Problem(file, key, f"{model}: cannot train on it: {detection.note}")] + problems
+    if detection.kind == SINGLE_FILE and not config.project.base_model_config:
+        if not (BUNDLED_CONFIGS / str(detection.family) / "model_index.json").is_file():
+            problems.append(Problem(file, "project.base_model_config", f"not set, and loratui has no configs for "
+                                    f"{detection.family}: point it at a diffusers folder with the model's configs"))
     return problems
+
+
+def _check_config_folder(project: Project, config: Config, file: str) -> list[Problem]:
+    if not config.project.base_model_config:
+        return []
+    folder = Path(config.project.base_model_config).expanduser()
+    folder = folder if folder.is_absolute() else project.root / folder
+    if (folder / "model_index.json").is_file():
+        return []
+    return [Problem(file, "project.base_model_config", f"{config.project.base_model_config}: not a diffusers config "
+                                                       "folder (no model_index.json)")]

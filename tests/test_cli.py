@@ -24,7 +24,10 @@ def loratui(*args: str | Path, env_dir: Path | None = None) -> subprocess.Comple
 def project(tmp_path):
     (tmp_path / "pics").mkdir()
     model = tmp_path / "base.safetensors"
-    model.write_bytes(b"x")
+    # `check` reads the header only: an SD1 single file needs a UNet key and a CLIP text encoder key.
+    header = json.dumps({key: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} for key in (
+        "model.diffusion_model.out.2.bias", "cond_stage_model.transformer.text_model.final_layer_norm.bias")})
+    model.write_bytes(len(header).to_bytes(8, "little") + header.encode() + bytes(4))
     result = loratui("new", tmp_path / "proj", "--source", tmp_path / "pics", "--concept", "Rishi",
                      "--preset", "sd15-character", "--base-model", model)
     assert result.returncode == 0, result.stderr
@@ -51,13 +54,15 @@ def test_check_names_a_bad_value_a_wrong_type_and_an_unknown_key(project):
     assert any(line.endswith("training.epochs: 0 is too small: use 1 or more") for line in lines), lines
     assert any('training.batch_size: must be a whole number, not text ("two")' in line for line in lines), lines
     assert any("training.learnrate: unknown setting" in line for line in lines), lines
-    assert all(line.startswith(str(toml)) for line in lines[:-1])
+    assert lines[0].startswith("base model: sd15 ")
+    assert all(line.startswith(str(toml)) for line in lines[1:-1])
     assert lines[-1] == f"3 problems in {project}"
 
 
 def test_check_a_valid_project(project):
     result = loratui("check", project)
-    assert (result.returncode, result.stdout.strip()) == (0, f"{project}: no problems found")
+    assert (result.returncode, result.stdout.splitlines()) == (0, [
+        f"base model: sd15 (A1111 single file {project.parent / 'base.safetensors'})", f"{project}: no problems found"])
 
 
 def test_check_json(project):

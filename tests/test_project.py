@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+
 import pytest
 
 from loratui.config_io import load_config
@@ -74,7 +77,10 @@ def test_opening_a_folder_that_is_not_a_project(tmp_path):
 
 def test_check_a_good_project(tmp_path, pictures):
     model = tmp_path / "model.safetensors"
-    model.write_bytes(b"x")
+    # The check reads the header (no weights): an SD1 single file needs a UNet and a CLIP text encoder key.
+    header = json.dumps({key: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} for key in (
+        "model.diffusion_model.out.2.bias", "cond_stage_model.transformer.text_model.final_layer_norm.bias")})
+    model.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
     create_project(tmp_path / "p", pictures, "x", base_model=str(model))
     assert check_project(tmp_path / "p") == []
 

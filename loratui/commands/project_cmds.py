@@ -51,13 +51,19 @@ def run_new(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from loratui.project import check_project
+    from loratui.project import base_model_detection, check_project
 
     problems = check_project(args.dir)
+    model = base_model_detection(args.dir)
     if args.json:
         print(json.dumps({"ok": not problems, "problems": [
-            {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in problems]}, indent=2))
-    elif problems:
+            {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in problems],
+            "base_model": model and {"family": model.family, "kind": model.kind, "location": model.location,
+                                     "note": model.note}}, indent=2))
+        return 2 if problems else 0
+    if model:
+        print(f"base model: {model.describe()}")
+    if problems:
         for problem in problems:
             print(problem)
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.dir}")
