@@ -10,6 +10,8 @@ from loratui import __version__
 from loratui.commands import (
     demo_cmd,
     estimate_cmd,
+    export_cmd,
+    jobs_cmd,
     lora_info_cmd,
     prepare_cmd,
     presets_cmd,
@@ -17,6 +19,7 @@ from loratui.commands import (
     settings_cmd,
     tag_cmd,
     tags_cmd,
+    train_cmd,
 )
 from loratui.errors import LoratuiError, ProblemsError
 
@@ -36,7 +39,10 @@ COMMAND_MODULES = (
     tag_cmd,
     tags_cmd,
     estimate_cmd,
+    train_cmd,
+    jobs_cmd,
     lora_info_cmd,
+    export_cmd,
     presets_cmd,
     settings_cmd,
     demo_cmd,

@@ -9,14 +9,27 @@ class LoratuiError(Exception):
     """Bad input from the user: the CLI prints the message alone (no traceback) and exits with status 2."""
 
 
+ERROR = "error"
+WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a file or setting, formatted as ``file:line: key: message``."""
+    """One thing wrong with a file or setting, formatted as ``file:line: key: message``.
+
+    ``severity`` is ``"error"`` (blocks training: `loratui check` exits 2) or ``"warning"`` (worth knowing,
+    printed as a ``warning:`` line, exit status unchanged).
+    """
 
     file: str
     key: str
     message: str
     line: int | None = None
+    severity: str = ERROR
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == WARNING
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from loratui.config import Concept, Config
 from loratui.config_io import CONFIG_FILE, load_config, parse_config, save_config
-from loratui.errors import LoratuiError, Problem
+from loratui.errors import WARNING, LoratuiError, Problem
 
 if TYPE_CHECKING:
     from loratui.training.model_family import ModelDetection
@@ -140,8 +140,11 @@ def create_project(
     return project, config
 
 
-def check_project(root: Path) -> list[Problem]:
-    """Every problem with the project in ``root``: settings, sources and base model, one per entry."""
+def check_project(root: Path, *, warnings: bool = False) -> list[Problem]:
+    """Every problem with the project in ``root``: settings, sources, base model and dataset, one per entry.
+
+    Only errors (what would stop or spoil training) unless ``warnings`` is set; then warnings follow them.
+    """
     project = Project.open(root)
     file = str(project.config_path)
     try:
@@ -157,7 +160,8 @@ def check_project(root: Path) -> list[Problem]:
             problems.append(Problem(file, f"concepts[{index + 1}].source",
                                     f"{concept.source}: no such folder: point it at the folder of your pictures"))
     problems.extend(_check_base_model(project, config, file))
-    return problems
+    problems.extend(check_dataset(project, config))
+    return [p for p in problems if not p.is_warning] + ([p for p in problems if p.is_warning] if warnings else [])
 
 
 def base_model_detection(root: Path) -> ModelDetection | None:
@@ -201,3 +205,120 @@ def _check_config_folder(project: Project, config: Config, file: str) -> list[Pr
         return []
     return [Problem(file, "project.base_model_config", f"{config.project.base_model_config}: not a diffusers config "
                                                        "folder (no model_index.json)")]
+
+
+# --- the dataset: concept folders, pictures and captions, by file names and caption text only -----------------
+
+# kohya trains every dataset/ folder whose name starts with "<repeats>_" (and skips the others).
+_KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+_NAMES_SHOWN = 3
+
+
+def check_dataset(project: Project, config: Config) -> list[Problem]:
+    """What is wrong with the prepared dataset as kohya and loratui would train it; no picture is decoded.
+
+    Errors: what stops or spoils a run (an empty caption file makes kohya stop). Warnings: the rest, and a
+    dataset not prepared yet, which is the normal state between `loratui new` and `loratui prepare`.
+    """
+    from loratui.dataset.images import dataset_pictures
+
+    file = str(project.config_path)
+    pictures = {index: dataset_pictures(project.concept_dir(c)) for index, c in enumerate(config.concepts, 1)}
+    problems = _stale_folders(project, config, file)
+    if config.concepts and not any(pictures.values()):
+        problems.append(_warning(file, "dataset", f"not prepared yet: run `loratui prepare {project.root}`"))
+        return problems
+    for index, concept in enumerate(config.concepts, 1):
+        key, folder = f"concepts[{index}]", project.concept_dir(concept)
+        if not pictures[index]:
+            problems.append(_warning(file, key, f"{_relative(folder, project.root)}: not prepared yet (no "
+                                                f"pictures): run `loratui prepare {project.root}`"))
+            continue
+        problems.extend(_check_captions(project, config, concept, key, pictures[index]))
+    return problems
+
+
+def _warning(file: str, key: str, message: str) -> Problem:
+    return Problem(file, key, message, severity=WARNING)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _names(paths: list[Path]) -> str:
+    """"a.png, b.png, c.png, ..." — the first few names of a long list."""
+    shown = ", ".join(p.name for p in paths[:_NAMES_SHOWN])
+    return shown + (", \u2026" if len(paths) > _NAMES_SHOWN else "")
+
+
+def _stale_folders(project: Project, config: Config, file: str) -> list[Problem]:
+    """dataset/ folders kohya would train that belong to no concept (left behind when repeats or names changed)."""
+    if not project.dataset_dir.is_dir():
+        return []
+    wanted = {project.concept_dir(c).name for c in config.concepts}
+    by_name = {c.name: c for c in config.concepts}
+    problems = []
+    for folder in sorted(project.dataset_dir.iterdir()):
+        match = _KOHYA_FOLDER.match(folder.name)
+        if not folder.is_dir() or not match or folder.name in wanted:
+            continue
+        where = _relative(folder, project.root)
+        concept = by_name.get(match.group(2))
+        if concept is not None:
+            current = _relative(project.concept_dir(concept), project.root)
+            why = (f"left from repeats {int(match.group(1))} of concept {concept.name} (now {current}): kohya would "
+                   f"train it too: `loratui prepare {project.root}` moves it there if loratui made it; otherwise "
+                   "delete it")
+        else:
+            why = ("matches no concept: kohya would train it too: delete it, or add a [[concepts]] table "
+                   f"named {match.group(2)} with repeats = {int(match.group(1))}")
+        problems.append(_warning(file, "dataset", f"{where}: {why}"))
+    return problems
+
+
+def _check_captions(project: Project, config: Config, concept: Concept, key: str,
+                    pictures: list[Path]) -> list[Problem]:
+    """Missing, empty and trigger-less captions of one concept folder."""
+    from loratui.dataset.captions import caption_path, parse_caption_bytes, split_tags, tag_key
+
+    file, root = str(project.config_path), project.root
+    missing, empty, tagged = [], [], []
+    for picture in pictures:
+        caption = caption_path(picture)
+        try:
+            data = caption.read_bytes()
+        except FileNotFoundError:
+            missing.append(picture)
+            continue
+        except OSError as exc:
+            return [Problem(file, key, f"{caption}: cannot be read ({exc.strerror}): check its permissions")]
+        tags = parse_caption_bytes(data).tags
+        (tagged if tags else empty).append((caption, [tag_key(t) for t in tags]))
+    problems = []
+    if empty:
+        problems.append(Problem(file, key, f"{len(empty)} caption file{'s are' if len(empty) != 1 else ' is'} empty "
+                                           f"({_names([c for c, _ in empty])}): kohya stops on an empty caption: "
+                                           f"run `loratui tag {root}` or write tags into them"))
+    if missing:
+        problems.append(_warning(file, key, f"{len(missing)} of {len(pictures)} pictures have no caption file "
+                                            f"({_names(missing)}): they would train on the class word "
+                                            f"\"{concept.name}\" alone: run `loratui tag {root}`"))
+    trigger = split_tags(concept.trigger) if concept.trigger else []
+    if not trigger or not tagged:
+        return problems
+    wanted = [tag_key(t) for t in trigger]
+    fix = f"`loratui tags {root} --trigger \"{concept.trigger}\"" + (
+        f" --concept {concept.name}`" if len(config.concepts) > 1 else "`")
+    if not any(set(wanted) <= set(keys) for _, keys in tagged):
+        problems.append(_warning(file, key, f"trigger \"{concept.trigger}\" is in no caption, so the LoRA will not "
+                                            f"learn it: {fix} puts it first in every caption"))
+        return problems
+    off = [caption for caption, keys in tagged if keys[:len(wanted)] != wanted]
+    if off:
+        problems.append(_warning(file, key, f"{len(off)} of {len(tagged)} captions do not start with the trigger "
+                                            f"\"{concept.trigger}\" ({_names(off)}): {fix} fixes it"))
+    return problems

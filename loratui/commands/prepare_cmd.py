@@ -31,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     prepare.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
     prepare.add_argument("--force", action="store_true", help="redo every picture, even unchanged ones")
     prepare.add_argument("--json", action="store_true", help="print the result as JSON")
+    prepare.add_argument("--detach", action="store_true",
+                         help="run in the background (goes on if you log out); watch it with `loratui status DIR` "
+                         "or `loratui logs DIR --follow`")
     prepare.set_defaults(run=run_prepare)
 
 
@@ -41,22 +44,28 @@ def run_prepare(args: argparse.Namespace) -> int:
     from loratui.commands.progress_view import ProgressBar, print_outcome
     from loratui.dataset.prepare import check_sources, prepare_project
     from loratui.project import Project
+    from loratui.training.jobs import job_lock
 
     project = Project.open(args.dir)
     config = project.load()
     check_sources(project, config)
-    if not args.json:
-        dataset = config.dataset
-        mode = {"focal": "focal crop (faces and detail)", "center": "centre crop",
-                "none": "no crop (aspect-ratio buckets)"}[dataset.crop]
-        for concept in config.concepts:
-            print(f"Preparing {concept.name}: {concept.source} -> {_rel(project.concept_dir(concept), project.root)}"
-                  f"  ({mode}, {dataset.resolution} px)", file=sys.stderr)
-    bar = ProgressBar()
-    try:
-        result = prepare_project(project, force=args.force, progress=bar)
-    finally:
-        bar.close()
+    argv = ["prepare", str(Path(args.dir).resolve()), *(["--force"] if args.force else []),
+            *(["--json"] if args.json else [])]
+    if args.detach:
+        from loratui.commands.jobs_cmd import detach
+
+        return detach(args.dir, "prepare", argv)
+    with job_lock(project, "prepare", argv) as job:
+        if not args.json:
+            _print_plan(project, config)
+        bar = ProgressBar()
+        try:
+            result = prepare_project(project, force=args.force, progress=job.progress(bar),
+                                     cancel=job.cancel_token())
+        finally:
+            bar.close()
+        job.done(prepared=result.outcome.done, unchanged=result.outcome.unchanged,
+                 skipped=len(result.outcome.skipped), warnings=len(result.outcome.warnings))
     if args.json:
         print(json.dumps(_result_json(result, project.root), ensure_ascii=False, indent=2))
         return 0
@@ -79,6 +88,15 @@ def run_prepare(args: argparse.Namespace) -> int:
         untagged = sum(1 for image in result.images if not image.output.with_suffix(".txt").is_file())
         print(f"Next: loratui tag {args.dir}" if untagged else f"Next: loratui tags {args.dir} --list")
     return 0
+
+
+def _print_plan(project, config) -> None:
+    dataset = config.dataset
+    mode = {"focal": "focal crop (faces and detail)", "center": "centre crop",
+            "none": "no crop (aspect-ratio buckets)"}[dataset.crop]
+    for concept in config.concepts:
+        print(f"Preparing {concept.name}: {concept.source} -> {_rel(project.concept_dir(concept), project.root)}"
+              f"  ({mode}, {dataset.resolution} px)", file=sys.stderr)
 
 
 def _print_crop_summary(result) -> None:

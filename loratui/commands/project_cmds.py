@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -28,8 +29,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="validate a project: every problem on its own line",
-        description="Validate DIR's loratui.toml, its sources and its base model. Every problem is printed on "
-        "its own line as FILE:LINE: KEY: MESSAGE; the exit status is 2 when there is any.",
+        description="Validate DIR's loratui.toml, its sources, its base model and its prepared dataset (concept "
+        "folders, pictures, captions, trigger words). Every problem is printed on its own line as FILE:LINE: KEY: "
+        "MESSAGE; the exit status is 2 when there is any. Warnings (on stderr, starting with `warning:`) are worth "
+        "a look but do not change the exit status.",
     )
     check.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -53,19 +56,30 @@ def run_new(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from loratui.project import base_model_detection, check_project
 
-    problems = check_project(args.dir)
+    found = check_project(args.dir, warnings=True)
+    problems = [p for p in found if not p.is_warning]
+    warnings = [p for p in found if p.is_warning]
     model = base_model_detection(args.dir)
     if args.json:
         print(json.dumps({"ok": not problems, "problems": [
             {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in problems],
+            "warnings": [{"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in warnings],
             "base_model": model and {"family": model.family, "kind": model.kind, "location": model.location,
                                      "note": model.note}}, indent=2))
         return 2 if problems else 0
     if model:
         print(f"base model: {model.describe()}")
+    for problem in problems:
+        print(problem)
+    # Warnings go to stderr, like a compiler's: stdout stays the list of problems that scripts parse, and a
+    # dataset that is merely not prepared yet still reads "no problems found".
+    sys.stdout.flush()
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if warnings:
+        print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} in {args.dir}", file=sys.stderr,
+              flush=True)
     if problems:
-        for problem in problems:
-            print(problem)
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.dir}")
     else:
         print(f"{args.dir}: no problems found")

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from loratui.config import Concept, Config
+    from loratui.dataset.tagger import TagRun
     from loratui.project import Project
+    from loratui.training.jobs import JobHandle
 
 # CLI flag -> tagging setting it overrides for one run (the project file keeps its own value).
 OVERRIDES = {
@@ -53,6 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     tag.add_argument("--concept", metavar="NAME",
                      help="tag only this concept (needed with --trigger when the project has several)")
     tag.add_argument("--list-models", action="store_true", help="list the known WD14 taggers and exit")
+    tag.add_argument("--detach", action="store_true",
+                     help="run in the background (goes on if you log out); watch it with `loratui status DIR` or "
+                     "`loratui logs DIR --follow`")
     tag.set_defaults(run=run_tag)
 
 
@@ -65,28 +70,21 @@ def run_tag(args: argparse.Namespace) -> int:
     if args.dir is None:
         raise LoratuiError("give the project folder: loratui tag DIR (or `loratui tag --list-models`)")
 
-    from loratui.commands.progress_view import ProgressBar, print_outcome
-    from loratui.dataset.tagger import tag_dataset
+    from loratui.commands.progress_view import print_outcome
     from loratui.project import Project
+    from loratui.training.jobs import job_lock
 
     project = Project.open(args.dir)
     config = project.load()
     _apply_overrides(config, args)
     concepts = _chosen_concepts(config, args)
-    stored_with_trigger = None
-    if args.trigger is not None:
-        stored_with_trigger = _change_trigger(project, config, concepts[0], args.trigger)
+    argv = _job_argv(args)
+    if args.detach:
+        from loratui.commands.jobs_cmd import detach
 
-    bar = ProgressBar()
-    try:
-        run = tag_dataset(project, config, concepts=concepts, progress=bar)
-    finally:
-        bar.close()
-        # Saved after the run's caption snapshot (which holds loratui.toml as it was), so `tags --undo` puts the
-        # old trigger back along with the old captions; saved even after a cancel, to match what was written.
-        if stored_with_trigger is not None:
-            project.save(stored_with_trigger)
-
+        return detach(args.dir, "tag", argv)
+    with job_lock(project, "tag", argv) as job:
+        run = _tag(project, config, concepts, args, job)
     print_outcome(run.outcome, "captions written")
     if not run.tagged and not run.outcome.skipped:
         print(f"Nothing to tag: every picture has a caption and merge is {config.tagging.merge!r}; "
@@ -103,6 +101,42 @@ def run_tag(args: argparse.Namespace) -> int:
         print(f"Previous captions backed up: `loratui tags {args.dir} --undo` puts them back")
     print(f"Next: loratui tags {args.dir} --list")
     return 0
+
+
+def _tag(project: Project, config: Config, concepts: list[Concept], args: argparse.Namespace, job: JobHandle) -> TagRun:
+    from loratui.commands.progress_view import ProgressBar
+    from loratui.dataset.tagger import tag_dataset
+
+    stored_with_trigger = None
+    if args.trigger is not None:
+        stored_with_trigger = _change_trigger(project, config, concepts[0], args.trigger)
+    bar = ProgressBar()
+    try:
+        run = tag_dataset(project, config, concepts=concepts, progress=job.progress(bar), cancel=job.cancel_token())
+    finally:
+        bar.close()
+        # Saved after the run's caption snapshot (which holds loratui.toml as it was), so `tags --undo` puts the
+        # old trigger back along with the old captions; saved even after a cancel, to match what was written.
+        if stored_with_trigger is not None:
+            project.save(stored_with_trigger)
+    job.done(tagged=run.tagged, skipped=len(run.outcome.skipped), warnings=len(run.outcome.warnings))
+    return run
+
+
+def _job_argv(args: argparse.Namespace) -> list[str]:
+    """The same `loratui tag` command without --detach, with DIR made absolute (what job.json records)."""
+    argv = ["tag", str(Path(args.dir).resolve())]
+    for flag in OVERRIDES:
+        value = getattr(args, flag)
+        option = "--" + flag.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(option if value else "--no-" + option[2:])
+        elif value is not None:
+            argv += [option, str(value)]
+    for flag in ("trigger", "concept"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag}", getattr(args, flag)]
+    return argv
 
 
 def _apply_overrides(config: Config, args: argparse.Namespace) -> None:

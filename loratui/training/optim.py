@@ -1,0 +1,105 @@
+"""Optimizers (AdamW, AdamW8bit, Lion, Prodigy), their preflight checks, and the learning-rate schedulers."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from loratui.config import TrainingSettings
+from loratui.errors import LoratuiError
+
+# Optimizers that live in optional packages: the package to import and how to get it.
+OPTIONAL_PACKAGES = {
+    "AdamW8bit": ("bitsandbytes", "pip install bitsandbytes (CUDA only), or set training.optimizer = \"AdamW\""),
+    "Prodigy": ("prodigyopt", "pip install prodigyopt, or set training.optimizer = \"AdamW\""),
+}
+# kohya's default weight decay for the AdamW family (torch's default); Lion's paper suggests 3-10x higher.
+ADAMW_WEIGHT_DECAY = 0.01
+LION_WEIGHT_DECAY = 0.0
+
+
+class Lion(torch.optim.Optimizer):
+    """EvoLved Sign Momentum, from Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"
+    (arXiv:2302.06675), Algorithm 2: the update is the sign of an interpolation of momentum and gradient,
+    with decoupled weight decay; one state tensor per parameter (half AdamW's memory)."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
+                 weight_decay: float = 0.0):
+        if lr <= 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Lion: invalid lr {lr} or betas {betas}")
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param)
+                exp_avg = state["exp_avg"]
+                param.mul_(1 - group["lr"] * group["weight_decay"])
+                update = exp_avg.mul(beta1).add_(param.grad, alpha=1 - beta1).sign_()
+                param.add_(update, alpha=-group["lr"])
+                exp_avg.mul_(beta2).add_(param.grad, alpha=1 - beta2)
+        return loss
+
+
+def check_optimizer(training: TrainingSettings) -> list[str]:
+    """Refuse (one line) an optimizer whose package is missing or a scheduler setting that cannot work;
+    return warnings for settings that work but are probably a mistake. Runs before any model loads."""
+    name = training.optimizer
+    if name in OPTIONAL_PACKAGES:
+        package, fix = OPTIONAL_PACKAGES[name]
+        if importlib.util.find_spec(package) is None:
+            raise LoratuiError(f"training.optimizer = \"{name}\" needs the {package} package, which is not "
+                               f"installed: {fix}")
+    if training.lr_scheduler == "constant" and training.lr_warmup_steps > 0:
+        raise LoratuiError(f"training.lr_warmup_steps = {training.lr_warmup_steps} does nothing with "
+                           "lr_scheduler \"constant\": use \"constant_with_warmup\" or set the warmup to 0")
+    warnings = []
+    if name == "Prodigy" and training.unet_lr < 0.1:
+        warnings.append(f"Prodigy finds its own step size and expects learning rates near 1 (unet_lr is "
+                        f"{training.unet_lr:g}): set training.unet_lr and text_encoder_lr to 1")
+    if name != "Prodigy" and training.unet_lr > 0.01:
+        warnings.append(f"training.unet_lr {training.unet_lr:g} is very high for {name}: 1e-4 is the usual "
+                        "start; expect noise or NaN")
+    return warnings
+
+
+def build_optimizer(name: str, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The optimizer over the parameter groups (each with its own lr), with kohya's default arguments."""
+    if name == "AdamW":
+        return torch.optim.AdamW(groups, weight_decay=ADAMW_WEIGHT_DECAY)
+    if name == "AdamW8bit":
+        import bitsandbytes
+
+        return bitsandbytes.optim.AdamW8bit(groups, weight_decay=ADAMW_WEIGHT_DECAY)
+    if name == "Lion":
+        return Lion(groups, weight_decay=LION_WEIGHT_DECAY)
+    if name == "Prodigy":
+        import prodigyopt
+
+        return prodigyopt.Prodigy(groups, weight_decay=ADAMW_WEIGHT_DECAY)
+    raise LoratuiError(f"training.optimizer = \"{name}\": unknown: use AdamW, AdamW8bit, Lion or Prodigy")
+
+
+def build_scheduler(training: TrainingSettings, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    """diffusers' get_scheduler for training.lr_scheduler over ``total_steps`` optimizer steps."""
+    from diffusers.optimization import get_scheduler
+
+    options: dict[str, Any] = {"num_warmup_steps": training.lr_warmup_steps, "num_training_steps": total_steps}
+    if training.lr_scheduler == "cosine_with_restarts":
+        options["num_cycles"] = training.lr_scheduler_num_cycles
+    if training.lr_scheduler == "constant":
+        options = {}
+    return get_scheduler(training.lr_scheduler, optimizer, **options)
