@@ -340,3 +340,16 @@ def test_cached_pictures_follow_edited_repeats(tmp_path):
     config.concepts[0].repeats = 7  # edited in the wizard, folder not renamed yet
     result = estimate(project, config, gpu_name="X", pictures=cached)
     assert (result.steps.images_per_epoch, result.concepts[0].repeats) == (42, 7)
+
+
+def test_the_family_comes_from_the_base_model_before_the_preset(tiny_sdxl_dir, tmp_path):
+    from loratui.config import Config
+    from loratui.training.estimate import resolve_family
+
+    config = Config()
+    config.project.preset = "sd15-character"
+    config.project.base_model = str(tiny_sdxl_dir)
+    assert resolve_family(config, None, tmp_path) == ("sdxl", "base model")
+    assert resolve_family(config, "sd2", tmp_path) == ("sd2", "--family")
+    config.project.base_model = str(tmp_path / "missing.safetensors")  # unreadable: fall back to the preset
+    assert resolve_family(config, None, tmp_path) == ("sd15", "preset sd15-character")

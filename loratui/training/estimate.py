@@ -212,7 +212,7 @@ def estimate(
     """
     training = config.training
     gpus = gpus or training.gpus
-    family, family_from = resolve_family(config, family)
+    family, family_from = resolve_family(config, family, project.root)
     gpu = gpu_name or detected_gpu_name()
     if pictures is None:
         concepts = read_concepts(project, config)
@@ -242,14 +242,24 @@ def estimate(
     return result
 
 
-def resolve_family(config: Config, family: str | None) -> tuple[str, str]:
-    """The model family and where it came from: the caller, the project's preset, or the default."""
+def resolve_family(config: Config, family: str | None, project_root: Path | None = None) -> tuple[str, str]:
+    """The model family and where it came from: the caller, the base model (its header only, no weights: the
+    training loop records speeds under the detected family), the project's preset, or the default."""
     from loratui.presets import FAMILIES, find_preset
 
     if family:
         if family not in FAMILIES:
             raise LoratuiError(f"--family {family}: unknown: use one of {', '.join(FAMILIES)}")
         return family, "--family"
+    if project_root is not None and config.project.base_model:
+        from loratui.training.model_family import detect_base_model
+
+        try:
+            detected = detect_base_model(config.project.base_model, project_root).family
+        except LoratuiError:
+            detected = None  # a missing or refused model: `check` and `train` say so; the estimate still helps
+        if detected in FAMILIES:
+            return detected, "base model"
     name = config.project.preset
     if name:
         try:
