@@ -93,7 +93,9 @@ def status_lines(status: JobStatus, project: Project, shown_dir: str) -> list[st
     if figures:
         lines.append(f"Training    {figures}")
     if status.last_checkpoint:
-        epoch = f" (epoch {status.last_checkpoint_epoch})" if status.last_checkpoint_epoch is not None else ""
+        done_epochs = status.last_checkpoint_epoch
+        # A file saved by a stop counts completed epochs: 0 means it was saved during the first one.
+        epoch = ("" if done_epochs is None else f" (epoch {done_epochs})" if done_epochs else " (during epoch 1)")
         lines.append(f"Checkpoint  {_rel(status.last_checkpoint, project.root)}{epoch}")
     if status.final_path and status.state != STOPPED:
         lines.append(f"Result      {_rel(status.final_path, project.root)}")
