@@ -72,16 +72,16 @@ class KohyaConfig:
 
 
 def resolve_keep_tokens(config: Config) -> int:
-    """``keep_tokens = "auto"``: every concept's trigger tags stay first (kohya counts comma-separated tags).
+    """``keep_tokens = "auto"``: every concept's trigger tags stay first, by the loop's own rule per concept.
 
     kohya has one keep_tokens for the whole dataset, so the longest trigger wins; no trigger keeps nothing.
     """
-    from loratui.dataset.captions import split_tags
+    from loratui.training.data import resolve_keep_tokens as per_concept
 
     value = config.training.keep_tokens
     if value != AUTO:
         return int(value)
-    return max((len(split_tags(c.trigger)) for c in config.concepts if c.trigger), default=0)
+    return max((per_concept(value, c.trigger) for c in config.concepts), default=0)
 
 
 def resolve_mixed_precision(value: str) -> str:
