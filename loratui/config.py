@@ -362,6 +362,11 @@ class TrainingSettings:
         "Saves the training state with each checkpoint so Stop then Resume carries on exactly. Costs disk: "
         "several times the LoRA's size.",
     )
+    tensorboard: bool = setting(
+        False,
+        "Also writes TensorBoard logs (kohya's tags) to logs/tensorboard/; view them with tensorboard --logdir "
+        "logs/tensorboard. The live log does not need it.",
+    )
     gpus: int = setting(
         1,
         "How many GPUs of this machine to use. Each takes a share of every epoch, so each does fewer steps.",

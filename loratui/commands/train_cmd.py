@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loratui.project import Project
@@ -56,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
         return detach(args.dir, "train", argv)
     gpus = args.gpus or config.training.gpus
     if gpus > 1 and not os.environ.get(LAUNCHED_ENV):
-        return launch_multi_gpu(gpus, argv)
+        return _launch(project, config, gpus, args, argv)
     return _train_foreground(project, args, argv)
 
 
@@ -70,9 +70,38 @@ def foreground_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def launch_multi_gpu(gpus: int, argv: list[str]) -> int:
+def _launch(project: Project, config: Any, gpus: int, args: argparse.Namespace, argv: list[str]) -> int:
+    """The launcher of a multi-GPU run: checks the input once, holds the project's job lock for the whole launch
+    (so `loratui status` and `stop --now` see this process, whose pid a detached start recorded), and records how
+    the ranks ended."""
+    from loratui.training.health import preflight
+    from loratui.training.jobs import job_lock, last_error_since, stop_file
+
+    # Bad input fails here in one line, not once per rank after N processes have started.
+    preflight(project, config, allow_pickle=args.allow_pickle, gpus=gpus)
+    with job_lock(project, "train", argv) as job:
+        code = launch_multi_gpu(gpus, argv, stop_file=stop_file(project), lock_fd=job.lock_fd)
+        if code != 0:
+            message = last_error_since(project, job.record.events_offset)
+            job.mark_failed(message or f"the training processes exited with status {code}")
+            if message is None:
+                print(f"loratui: the training processes exited with status {code}: see the lines above",
+                      file=sys.stderr)
+            return 2  # the ranks have printed their one-line reason already
+    return 0
+
+
+def launch_multi_gpu(gpus: int, argv: list[str], *, stop_file: Path, lock_fd: int | None = None) -> int:
     """Run this command again under `accelerate launch` with N processes (an argument list, never a shell
-    string). Without CUDA it uses accelerate's CPU mode (ACCELERATE_USE_CPU, one thread per process)."""
+    string). Without CUDA it uses accelerate's CPU mode (ACCELERATE_USE_CPU, one thread per process).
+
+    The ranks run in their own session. torchrun ends its workers at once on SIGINT, so the terminal's Ctrl-C
+    must reach only this process, which turns it into a stop request: every rank finishes its step and saves a
+    resumable state. A second Ctrl-C, or SIGTERM (`loratui stop --now`), ends the ranks at once. The job lock's
+    descriptor goes to `accelerate launch` too, so the lock stays held while ranks live even if this process is
+    killed outright.
+    """
+    import signal
     import subprocess
 
     env = {**os.environ, LAUNCHED_ENV: "1"}
@@ -81,7 +110,46 @@ def launch_multi_gpu(gpus: int, argv: list[str]) -> int:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "loratui", *argv]
-    return subprocess.call(command, env=env)
+    child = subprocess.Popen(command, env=env, start_new_session=True,
+                             pass_fds=() if lock_fd is None else (lock_fd,))
+    interrupts = {"n": 0}
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] == 1:
+            stop_file.parent.mkdir(parents=True, exist_ok=True)
+            stop_file.touch()
+            print("\nloratui: stopping after the current step (Ctrl-C again stops at once)", file=sys.stderr)
+        else:
+            _signal_group(child.pid, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt) if _in_main_thread() else None
+    try:
+        return child.wait()
+    except BaseException:
+        # SIGTERM to this launcher (JobTerminated) or anything else: the ranks must not outlive it.
+        _signal_group(child.pid, signal.SIGTERM)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.pid, signal.SIGKILL)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    import contextlib
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _cuda_available() -> bool:
@@ -119,8 +187,8 @@ def _train_foreground(project: Project, args: argparse.Namespace, argv: list[str
             if bar is not None:
                 bar.close()
 
-    if os.environ.get(LAUNCHED_ENV) and not main_process:
-        result = train()  # rank 0 holds the project's job lock for the whole launch
+    if os.environ.get(LAUNCHED_ENV):
+        result = train()  # the launcher holds the project's job lock for the whole launch
     else:
         with job_lock(project, "train", argv) as job:
             result = train()

@@ -212,6 +212,7 @@ class JobHandle:
     project: Project
     record: JobRecord
     status: str | None = None
+    lock_fd: int | None = None  # the flock'd descriptor (None on Windows), for a child that must hold it too
     _events: EventWriter | None = None
     _done_sent: bool = False
     _watchers: list[threading.Event] = field(default_factory=list)
@@ -219,6 +220,11 @@ class JobHandle:
     def mark_stopped(self) -> None:
         """Record the job as stopped (by request) rather than done when it ends normally."""
         self.status = STOPPED
+
+    def mark_failed(self, message: str) -> None:
+        """Record the job as failed when it ends without an exception (a child process failed and said why)."""
+        self.status = FAILED
+        self.record.message = message
 
     @property
     def stop_requested(self) -> bool:
@@ -294,7 +300,7 @@ def job_lock(project: Project, kind: str, argv: list[str] | None = None) -> Iter
                            argv=list(sys.argv[1:] if argv is None else argv), status=RUNNING, events_offset=offset,
                            log=_previous_log(project, kind))
         write_job(project, record)
-        handle = JobHandle(project, record)
+        handle = JobHandle(project, record, lock_fd=fd)
         restore = _terminate_on_sigterm()
         try:
             yield handle
@@ -369,6 +375,9 @@ def _terminate_on_sigterm():
 
 
 def _finish_ok(handle: JobHandle) -> None:
+    if handle.status == FAILED:
+        handle.record.status = FAILED
+        return
     stopped = handle.status == STOPPED or _stopped_event_since(handle.project, handle.record.events_offset)
     handle.record.status = STOPPED if stopped else (handle.status or DONE)
     if handle._events is not None and not handle._done_sent:
@@ -393,6 +402,12 @@ def _finish_failed(handle: JobHandle, exc: BaseException) -> None:
     record.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if handle._events is not None:
         handle.events().error(record.message)
+
+
+def last_error_since(project: Project, offset: int) -> str | None:
+    """The message of the last ``error`` event written since ``offset`` (what a child process failed on)."""
+    errors = [e for e in _events_from(project, offset) if e.get("type") == "error"]
+    return str(errors[-1].get("message")) if errors else None
 
 
 def _stopped_event_since(project: Project, offset: int) -> bool:

@@ -160,6 +160,7 @@ class _Run:
         self.dataset = checks.dataset
         self.output_name = project.output_name(config)
         self.result = TrainResult(0, 0, config.training.epochs)
+        self.board: Any = None  # TensorBoard log (training.tensorboard), main process only
 
     # --- setup ----------------------------------------------------------------------------------------------
 
@@ -185,7 +186,10 @@ class _Run:
         elif max_steps is not None:
             total = min(total, max_steps)
         self.total_steps = total
-        stop_path(self.project).unlink(missing_ok=True)  # a stale request must not stop the new run
+        if self.accelerator.num_processes == 1:
+            # A stale request must not stop the new run; a launched run's launcher has cleared it already, and
+            # may have written a fresh one (Ctrl-C while the ranks started).
+            stop_path(self.project).unlink(missing_ok=True)
         set_seed(self.t.seed)
         try:
             self._prepare_and_loop(position, state_dir, total, allow_pickle)
@@ -220,7 +224,16 @@ class _Run:
             train_state.load_state(state_dir, self.network, self.optimizer, self.scheduler)
         self.result.total_steps = total
         self.result.resumed_from = position.step if position else 0
-        self._loop(position)
+        if self.t.tensorboard and acc.is_main_process:
+            from loratui.training.tensorboard_log import TrainingBoard
+
+            self.board = TrainingBoard(self.project.logs_dir, self.output_name, self.steps_per_epoch,
+                                       self._train_te())
+        try:
+            self._loop(position)
+        finally:
+            if self.board is not None:
+                self.board.close()
 
     def _plan_facts(self, total_steps: int) -> dict[str, Any]:
         t = self.t
@@ -476,8 +489,11 @@ class _Run:
         seconds = sum(recent) / len(recent)
         images = self.t.batch_size * self.t.gradient_accumulation_steps * self.accelerator.num_processes
         remaining = self.total_steps - step
-        self.events.step(step=step, epoch=epoch + 1, loss=loss, lr=self.scheduler.get_last_lr()[0],
+        rates = self.scheduler.get_last_lr()
+        self.events.step(step=step, epoch=epoch + 1, loss=loss, lr=rates[0],
                          images_per_s=images / seconds if seconds > 0 else 0.0, eta_s=remaining * seconds)
+        if self.board is not None:
+            self.board.step(step, loss, rates)
         self.result.steps = step
         self.result.final_loss = loss
         if self.on_step:
@@ -518,6 +534,8 @@ class _Run:
     def _end_of_epoch(self, step: int, epoch: int) -> None:
         from loratui.training.lora_paths import checkpoint_path, is_checkpoint_epoch
 
+        if self.board is not None:
+            self.board.epoch(epoch)
         if is_checkpoint_epoch(epoch, self.t.save_every_n_epochs, self.t.epochs):
             self._save_lora(checkpoint_path(self.project.output_dir, self.output_name, epoch), epoch, step)
             if self.t.save_state:
@@ -542,6 +560,8 @@ class _Run:
     def _finish(self, step: int, epoch: int, started: float, step_times: list[float], early: bool) -> None:
         from loratui.training.lora_paths import checkpoint_path
 
+        if self.board is not None:
+            self.board.epoch(epoch)
         path = checkpoint_path(self.project.output_dir, self.output_name)
         self._save_lora(path, epoch, step)
         self.result.final_file = path

@@ -1,0 +1,208 @@
+"""Training runs under control: TensorBoard scalars, out of GPU memory, Ctrl-C, and a multi-GPU launch's lock,
+Ctrl-C and failure handling (2-process CPU DDP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_train import step_events, tiny_project
+
+from loratui.cli import main
+from loratui.training.events import events_path, read_events
+
+
+@pytest.fixture(autouse=True)
+def _own_speed_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORATUI_DATA_DIR", str(tmp_path / "user-data"))
+
+
+# --- TensorBoard ---------------------------------------------------------------------------------
+
+
+def test_crc32c_matches_the_castagnoli_check_value() -> None:
+    from loratui.training.tensorboard_log import crc32c
+
+    assert crc32c(b"123456789") == 0xE3069283  # the standard check value of CRC-32C
+    assert crc32c(b"") == 0
+
+
+def test_tensorboard_reads_kohyas_tags_with_the_run_losses(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from loratui.training.loop import run_training
+
+    project, config = tiny_project(tmp_path, tiny_sd15_dir, epochs=2, tensorboard=True, lr_scheduler="cosine")
+    run_training(project, config)
+    runs = list((project.logs_dir / "tensorboard").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("project-")
+    board = EventAccumulator(str(runs[0]))
+    board.Reload()
+    tags = set(board.Tags()["scalars"])
+    assert tags == {"loss/current", "loss/average", "lr/unet", "lr/textencoder", "loss/epoch_average"}
+    steps = step_events(project)
+    current = board.Scalars("loss/current")
+    assert [s.step for s in current] == [e["step"] for e in steps] == [1, 2, 3, 4]
+    assert [s.value for s in current] == pytest.approx([e["loss"] for e in steps], rel=1e-6)
+    # loss/average: the mean of the last steps-per-epoch (2) losses, as kohya's loss recorder keeps it.
+    losses = [e["loss"] for e in steps]
+    expected = [losses[0], *[(a + b) / 2 for a, b in zip(losses, losses[1:], strict=False)]]
+    assert [s.value for s in board.Scalars("loss/average")] == pytest.approx(expected, rel=1e-6)
+    assert [s.value for s in board.Scalars("lr/unet")] == pytest.approx([e["lr"] for e in steps], rel=1e-6)
+    # The same cosine shape on both groups, each from its own rate (unet 1e-3, text encoder 1e-4).
+    te_rates = [s.value for s in board.Scalars("lr/textencoder")]
+    assert [r / 1e-4 for r in te_rates] == pytest.approx([e["lr"] / 1e-3 for e in steps], rel=1e-5)
+    assert te_rates[-1] < te_rates[0]
+    epochs = board.Scalars("loss/epoch_average")
+    assert [s.step for s in epochs] == [1, 2]
+    assert [s.value for s in epochs] == pytest.approx([sum(losses[:2]) / 2, sum(losses[2:]) / 2], rel=1e-6)
+
+
+def test_tensorboard_is_off_by_default(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    from loratui.training.loop import run_training
+
+    project, config = tiny_project(tmp_path, tiny_sd15_dir, epochs=1)
+    assert config.training.tensorboard is False
+    run_training(project, config)
+    assert not (project.logs_dir / "tensorboard").exists()
+
+
+# --- out of GPU memory ---------------------------------------------------------------------------
+
+
+def test_out_of_gpu_memory_is_one_line_with_the_knobs_and_keeps_checkpoints(
+    tmp_path: Path, tiny_sd15_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    from loratui.training import loop
+
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=3)
+    real_forward = loop._Run._forward
+    calls = {"n": 0}
+
+    def runs_out(self, samples):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the first step of epoch 2: epoch 1's checkpoint is on disk
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(self, samples)
+
+    monkeypatch.setattr(loop._Run, "_forward", runs_out)
+    assert main(["train", str(project.root)]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # the lines before it are the progress bar's
+    assert "Traceback" not in err and last.startswith("loratui: ") and "ran out of memory at step 4" in last
+    for knob in ("batch_size", "resolution", "gradient_checkpointing", "AdamW8bit", "cache_latents"):
+        assert knob in last
+    events = read_events(events_path(project.logs_dir))
+    assert events[-1]["type"] == "error" and "out of memory" in events[-1]["message"]
+    assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3]
+    assert (project.output_dir / "project-000001.safetensors").is_file()
+    job = json.loads((project.state_dir / "job.json").read_text())
+    assert job["status"] == "failed" and "out of memory" in job["message"]
+
+
+def test_out_of_memory_while_loading_says_so(
+    tmp_path: Path, tiny_sd15_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from loratui.training import loop
+    from loratui.training.health import TrainingFailed
+
+    project, config = tiny_project(tmp_path, tiny_sd15_dir)
+
+    def no_room(self, allow_pickle):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(loop._Run, "_load_model", no_room)
+    with pytest.raises(TrainingFailed, match="out of memory loading the model or in the first step: try"):
+        loop.run_training(project, config)
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("LORATUI_LAUNCHED", None)
+    return env
+
+
+def _wait_for_step(project, process: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before its first step: {process.communicate()}")
+        if events_path(project.logs_dir).exists() and step_events(project):
+            return
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("no step event in time")
+
+
+def test_ctrl_c_stops_after_the_step_with_a_state_that_resumes(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    project, config = tiny_project(tmp_path, tiny_sd15_dir, epochs=200, save_every_n_epochs=0)
+    process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root)], env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_step(project, process)
+    os.killpg(process.pid, signal.SIGINT)  # what the terminal sends to its foreground group
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    assert "Stopped:" in out and f"loratui train {project.root} --resume" in out
+    steps = [e["step"] for e in step_events(project)]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400
+    assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
+    job = json.loads((project.state_dir / "job.json").read_text())
+    assert job["status"] == "stopped"
+
+    from loratui.training.train_state import read_position, state_folder
+
+    assert read_position(state_folder(project.state_dir)).step == steps[-1]
+
+
+# --- multi-GPU launch (2 CPU processes) ----------------------------------------------------------
+
+
+def test_multi_gpu_launcher_holds_the_lock_and_turns_ctrl_c_into_a_clean_stop(
+    tmp_path: Path, tiny_sd15_dir: Path
+) -> None:
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, {"akari": (2, [(128, 128)] * 4)}, epochs=200,
+                              save_every_n_epochs=0)
+    process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root), "--gpus", "2"],
+                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    _wait_for_step(project, process, timeout=300)
+    job = json.loads((project.state_dir / "job.json").read_text())
+    assert job["pid"] == process.pid and job["status"] == "running"  # the launcher, not a rank
+    assert main(["train", str(project.root)]) == 2  # one job per project while the ranks run
+    os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C: the ranks live in their own session
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    assert out.count("Stopped:") == 1
+    events = read_events(events_path(project.logs_dir))
+    steps = [e["step"] for e in events if e["type"] == "step"]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400
+    assert events[-1]["type"] == "done" and events[-1]["stopped"] is True
+    assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
+    job = json.loads((project.state_dir / "job.json").read_text())
+    assert job["status"] == "stopped" and job["pid"] == process.pid
+    assert not (project.state_dir / "stop").exists()
+
+
+def test_multi_gpu_bad_input_fails_once_before_launching(
+    tmp_path: Path, tiny_sd15_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    project, config = tiny_project(tmp_path, tiny_sd15_dir)
+    config.project.base_model = str(tmp_path / "nowhere.safetensors")
+    project.save(config)
+    assert main(["train", str(project.root), "--gpus", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere.safetensors" in err[0]
+    assert not (project.state_dir / "job.json").exists()  # refused before the launch took the job slot
