@@ -1,0 +1,397 @@
+"""Install a checkpoint into a WebUI/Forge/ComfyUI LoRA folder under a chosen name, with the A1111 card beside it.
+
+The copy is atomic (a temp file in the target folder, then a rename), so the WebUI never lists a half-copied
+LoRA. The card is A1111's "user metadata" file (``NAME.json``, read by A1111 >= 1.6 and Forge): the Lora card's
+edit dialog shows its description, activation text (the trigger word) and preferred weight.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loratui.errors import LoratuiError
+from loratui.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from loratui.config import Config
+    from loratui.project import Project
+    from loratui.training.lora_read import LoraInfo
+
+LORA_SUFFIX = ".safetensors"
+CARD_SUFFIX = ".json"
+# A1111's "sd version" values (its SdVersion enum) per loratui model family.
+SD_VERSIONS = {"sd15": "SD1", "sd2": "SD2", "sd2-v": "SD2", "sdxl": "SDXL"}
+UNKNOWN_SD_VERSION = "Unknown"
+# What a name may hold: it becomes a file name and the <lora:NAME:w> a prompt calls.
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Kept free beyond the file itself, so installing never fills the disk to the last byte.
+_SPARE_BYTES = 16 * 1024 * 1024
+_COPY_CHUNK = 4 * 1024 * 1024
+# Where WebUI, Forge and ComfyUI keep LoRAs, below a home folder or one of EXTRA_ROOTS.
+LORA_FOLDERS = (
+    "stable-diffusion-webui/models/Lora",
+    "stable-diffusion-webui-forge/models/Lora",
+    "stable-diffusion-webui-reForge/models/Lora",
+    "ComfyUI/models/loras",
+)
+EXTRA_ROOTS = (Path("/workspace"), Path("/opt"))  # cloud GPU images (RunPod, vast.ai) install them there
+
+
+@dataclass
+class LoraCard:
+    """A1111's user metadata for one LoRA (``NAME.json`` beside ``NAME.safetensors``)."""
+
+    description: str = ""
+    sd_version: str = UNKNOWN_SD_VERSION  # "SD1", "SD2", "SDXL" or "Unknown"
+    activation_text: str = ""  # the trigger word(s), comma-separated: A1111 adds them with the LoRA
+    preferred_weight: float = 1.0
+    negative_text: str = ""
+    notes: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's keys exactly as A1111 reads them."""
+        return {
+            "description": self.description,
+            "sd version": self.sd_version,
+            "activation text": self.activation_text,
+            "preferred weight": self.preferred_weight,
+            "negative text": self.negative_text,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class InstallResult:
+    path: Path  # the installed LoRA
+    size: int  # bytes
+    family: str | None  # the LoRA's model family (sd15, sd2, sd2-v, sdxl), None if unknown
+    replaced: bool  # an existing file of that name was replaced (--force)
+    card_path: Path | None = None  # the sidecar, when one was written
+
+
+@dataclass
+class ExistingFile:
+    """A LoRA already installed under the name asked for: what the refusal (or the TUI's dialog) says."""
+
+    path: Path
+    size: int
+    modified: float
+
+    def describe(self, now: float | None = None) -> str:
+        """"37 MB, 2 days old"."""
+        return f"{human_size(self.size)}, {human_age((now or time.time()) - self.modified)}"
+
+
+def sd_version(family: str | None) -> str:
+    return SD_VERSIONS.get(family or "", UNKNOWN_SD_VERSION)
+
+
+def check_name(name: str) -> str:
+    """The name without a ``.safetensors`` ending; LoratuiError for anything that is not a plain file name."""
+    name = name.strip()
+    if name.lower().endswith(LORA_SUFFIX):
+        name = name[: -len(LORA_SUFFIX)]
+    if not name or not _NAME.match(name) or name.startswith(".") or set(name) == {"."}:
+        raise LoratuiError(f"name {name!r}: use letters, digits, -, _ and . only (no folders, spaces or other "
+                           "characters, and not starting with a dot): it becomes the file name and the name in "
+                           "<lora:NAME:0.8>")
+    return name
+
+
+def existing_install(lora_dir: Path, name: str) -> ExistingFile | None:
+    path = Path(lora_dir) / f"{name}{LORA_SUFFIX}"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return ExistingFile(path, stat.st_size, stat.st_mtime)
+
+
+def free_name(lora_dir: Path, name: str) -> str:
+    """The first of NAME-2, NAME-3, ... with no LoRA file in ``lora_dir`` (for "Keep both")."""
+    number = 2
+    while (Path(lora_dir) / f"{name}-{number}{LORA_SUFFIX}").exists():
+        number += 1
+    return f"{name}-{number}"
+
+
+def install_lora(source: Path, lora_dir: Path, name: str, *, card: LoraCard | None,
+                 force: bool = False) -> InstallResult:
+    """Copy the LoRA ``source`` to ``lora_dir/NAME.safetensors`` (atomically) and write ``NAME.json`` from
+    ``card``. An existing file is replaced only with ``force``; the folder is created only if its parent
+    exists. Every refusal is a one-line LoratuiError that says what to do."""
+    from loratui.training.lora_read import read_lora
+
+    source, lora_dir = Path(source).expanduser(), Path(lora_dir).expanduser()
+    name = check_name(name)
+    if source.is_dir() or not source.exists():
+        raise LoratuiError(f"{source}: {'is a folder' if source.is_dir() else 'no such file'}: give a LoRA "
+                           ".safetensors file")
+    info = read_lora(source)  # refuses pickles, base models and anything else that is not a LoRA
+    _ready_folder(lora_dir)
+    target = lora_dir / f"{name}{LORA_SUFFIX}"
+    existing = existing_install(lora_dir, name)
+    if existing is not None:
+        if _same_file(source, target):
+            raise LoratuiError(f"{target}: is the file to install itself: choose another --name or folder")
+        if not force:
+            raise LoratuiError(f"{target} already exists ({existing.describe()}): use --name "
+                               f"{free_name(lora_dir, name)}, or --force to replace it")
+    size = source.stat().st_size
+    _check_free_space(lora_dir, size - (existing.size if existing else 0))
+    _copy_atomically(source, target)
+    card_path = None
+    if card is not None:
+        card_path = lora_dir / f"{name}{CARD_SUFFIX}"
+        atomic_write_text(card_path, json.dumps(card.to_json(), indent=4, ensure_ascii=False) + "\n")
+    return InstallResult(target, size, info.family, existing is not None, card_path)
+
+
+def _ready_folder(lora_dir: Path) -> None:
+    if lora_dir.is_dir():
+        return
+    if lora_dir.exists():
+        raise LoratuiError(f"{lora_dir}: is a file, not a folder: give the folder your WebUI reads LoRAs from")
+    if not lora_dir.parent.is_dir():
+        raise LoratuiError(f"{lora_dir}: no such folder, and neither is {lora_dir.parent}: check the path "
+                           "(a WebUI keeps LoRAs in stable-diffusion-webui/models/Lora, ComfyUI in "
+                           "ComfyUI/models/loras)")
+    try:
+        lora_dir.mkdir()
+    except OSError as exc:
+        raise _write_error(exc, lora_dir) from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the copy itself reports a full disk
+    if needed > 0 and free < needed + _SPARE_BYTES:
+        raise LoratuiError(f"{folder}: not enough free space ({human_size(free)} free, {human_size(needed)} "
+                           "needed): free some space or install into another folder")
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Stream ``source`` into a temp file beside ``target``, fsync, then rename over it: readers see the old
+    file or the whole new one (a LoRA can be hundreds of MB, so it is never read into memory at once)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(exc, target) from None
+    try:
+        os.chmod(tmp, _mode_for(target))
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, _COPY_CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        if os.path.getsize(tmp) != source.stat().st_size:
+            raise LoratuiError(f"{source}: changed while it was copied: run the command again")
+        os.replace(tmp, target)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise _write_error(exc, target) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _mode_for(target: Path) -> int:
+    """The replaced file's permissions, or the usual default (a WebUI running as another user must read it)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_error(exc: OSError, path: Path) -> LoratuiError:
+    if exc.errno == errno.ENOSPC:
+        return LoratuiError(f"{path}: the disk is full: free some space and run the command again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LoratuiError(f"{path}: cannot write here ({exc.strerror}): check the folder's permissions, or "
+                            "install into another folder")
+    return LoratuiError(f"{path}: cannot write: {exc.strerror or exc}")
+
+
+def human_size(size: int) -> str:
+    if size >= 10**9:
+        return f"{size / 10**9:.1f} GB"
+    if size >= 10**6:
+        return f"{size / 10**6:.0f} MB"
+    return f"{max(1, round(size / 10**3))} KB"
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'s' if count != 1 else ''} old"
+    return "less than a minute old"
+
+
+def find_lora_folders(home: Path | None = None, extra_roots: tuple[Path, ...] = EXTRA_ROOTS) -> list[Path]:
+    """The WebUI, Forge and ComfyUI LoRA folders that exist under ``home`` (default: the user's) and
+    ``extra_roots``, each once, in that order."""
+    roots = [Path(home) if home is not None else Path.home(), *extra_roots]
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for root in roots:
+        for relative in LORA_FOLDERS:
+            folder = root / relative
+            try:
+                if not folder.is_dir():
+                    continue
+                real = folder.resolve()
+            except OSError:
+                continue
+            if real not in seen:
+                seen.add(real)
+                found.append(folder)
+    return found
+
+
+# --- which checkpoint, and the card for it ------------------------------------------------------------------
+
+
+@dataclass
+class Choice:
+    """The checkpoint to install, why it was chosen, and the weight the preview liked for it (None if none)."""
+
+    checkpoint: Path
+    why: str
+    weight: float | None = None
+    prompt: str | None = None  # the prompt the preview rendered with (preview/grid.json), when there is one
+    negative_prompt: str | None = None
+
+
+GRID_FILE = "grid.json"
+
+
+def choose_checkpoint(project: Project, config: Config, checkpoint: str | None = None) -> Choice:
+    """``checkpoint`` (a path, or a file name in output/); else the pick in preview/grid.json; else its
+    suggestion; else the run's final file. LoratuiError when none of them is there."""
+    from loratui.training.lora_paths import checkpoint_path, list_checkpoints
+
+    output_name = project.output_name(config)
+    grid = read_grid(project)
+    prompts = _grid_prompts(grid)
+    if checkpoint:
+        given = Path(checkpoint).expanduser()
+        for candidate in (given, project.output_dir / given):
+            if candidate.is_file():
+                return Choice(candidate, "given with --checkpoint", _weight_for(grid, candidate, project), *prompts)
+        raise LoratuiError(f"--checkpoint {checkpoint}: no such file (also looked in {project.output_dir})"
+                           f"{_available(list_checkpoints(project.output_dir, output_name), project)}")
+    for key, why in (("picked", "picked in the preview"), ("suggestion", "suggested by the preview's scores")):
+        cell = grid.get(key)
+        if isinstance(cell, dict) and isinstance(cell.get("checkpoint"), str) and cell["checkpoint"]:
+            path = _project_path(project, cell["checkpoint"])
+            if not path.is_file():
+                raise LoratuiError(f"{project.preview_dir / GRID_FILE}: the {key} checkpoint {cell['checkpoint']} "
+                                   "is gone: render the grid again, or give --checkpoint FILE")
+            score = cell.get("score")
+            if key == "suggestion" and isinstance(score, (int, float)):
+                why += f" (score {score:.2f})"
+            return Choice(path, why, _number(cell.get("weight")), *prompts)
+    final = checkpoint_path(project.output_dir, output_name)
+    if final.is_file():
+        return Choice(final, "the training run's final file (no pick or suggestion in preview/grid.json)", None,
+                      *prompts)
+    raise LoratuiError(f"{final}: no such file and no pick in {project.preview_dir / GRID_FILE}: finish training "
+                       f"(`loratui train {project.root}`), or give --checkpoint FILE"
+                       f"{_available(list_checkpoints(project.output_dir, output_name), project)}")
+
+
+def read_grid(project: Project) -> dict[str, Any]:
+    """preview/grid.json as a dict; {} when it is missing or unreadable (the pick is then just unknown)."""
+    try:
+        data = json.loads((project.preview_dir / GRID_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _grid_prompts(grid: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(prompt, negative prompt) the last grid was rendered with; None for what it does not say."""
+    settings = grid.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    found = [settings.get(key) for key in ("prompt", "negative_prompt")]
+    return tuple(value if isinstance(value, str) else None for value in found)  # type: ignore[return-value]
+
+
+def _weight_for(grid: dict[str, Any], checkpoint: Path, project: Project) -> float | None:
+    """The picked or suggested weight when ``checkpoint`` is that cell's file."""
+    for key in ("picked", "suggestion"):
+        cell = grid.get(key)
+        if isinstance(cell, dict) and isinstance(cell.get("checkpoint"), str):
+            if _same_file(_project_path(project, cell["checkpoint"]), checkpoint):
+                return _number(cell.get("weight"))
+    return None
+
+
+def _project_path(project: Project, stored: str) -> Path:
+    path = Path(stored).expanduser()
+    return path if path.is_absolute() else project.root / path
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _available(found: list[tuple[int | None, Path]], project: Project) -> str:
+    if not found:
+        return f" ({project.output_dir} holds no checkpoints yet)"
+    return " (there: " + ", ".join(path.name for _, path in found) + ")"
+
+
+def card_for(project: Project, config: Config, info: LoraInfo, weight: float, prompt: str | None = None,
+             negative_prompt: str | None = None) -> LoraCard:
+    """The A1111 card: what was trained on what, the trigger words, the weight, the preview's (negative) prompt
+    (those of the last grid when given, else the project's preview settings)."""
+    from loratui.dataset.captions import split_tags
+    from loratui.dataset.images import dataset_pictures
+
+    triggers = list(dict.fromkeys(t for c in config.concepts for t in split_tags(c.trigger or "")))
+    pictures = sum(len(dataset_pictures(project.concept_dir(c))) for c in config.concepts)
+    concepts = ", ".join(c.name for c in config.concepts) or "no concept"
+    metadata = info.metadata
+    training = []
+    if metadata.get("ss_epoch"):
+        training.append(f"epoch {metadata['ss_epoch']}" + (f" of {metadata['ss_num_epochs']}"
+                                                           if metadata.get("ss_num_epochs") else ""))
+    if metadata.get("ss_steps"):
+        training.append(f"{metadata['ss_steps']} steps")
+    description = (f"{config.project.name or project.root.name}: a LoRA of {concepts}, trained on {pictures} "
+                   f"picture{'s' if pictures != 1 else ''}" + (f" ({', '.join(training)})" if training else ""))
+    preview_prompt = prompt or config.preview.prompt.replace("{trigger}", ", ".join(triggers))
+    base = metadata.get("ss_sd_model_name") or config.project.base_model or "unknown"
+    notes = f"trained with loratui; base model {base}; prompt used in the preview: {preview_prompt}"
+    return LoraCard(description=description, sd_version=sd_version(info.family), activation_text=", ".join(triggers),
+                    preferred_weight=weight, notes=notes,
+                    negative_text=config.preview.negative_prompt if negative_prompt is None else negative_prompt)
