@@ -14,14 +14,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="build a demo project offline: made-up pictures, tiny SD1.5 model, tiny tagger",
         description="Build the embedded demo in DIR: synthetic pictures of a drawn character, a tiny SD1.5 "
         "model as an A1111-style .safetensors file and a tiny WD14-style tagger, all made offline on the CPU, "
-        "and a project that uses them. Every step works on it; the results mean nothing.",
+        "and a project that uses them. Every step works on it; the results mean nothing. With --headless it "
+        "then runs the whole workflow, one loratui command per stage: check, prepare, tag, delete the tags the "
+        "trigger word should carry, set the trigger, estimate, train, preview grid, install.",
     )
     demo.add_argument("dir", nargs="?", type=Path, default=Path("loratui-demo"), metavar="DIR",
                       help="where to build it (default: ./loratui-demo)")
+    demo.add_argument("--headless", action="store_true",
+                      help="run every stage with no UI and print what it made (a few minutes on a CPU)")
     demo.set_defaults(run=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.headless:
+        return _run_headless(args.dir)
     from loratui.demo.build import build_demo_project
 
     started = time.monotonic()
@@ -38,3 +44,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"  tagger     {demo.tagger_dir}  (tiny WD14-style ONNX model)")
     print(f"Next: loratui check {args.dir}")
     return 0
+
+
+def _run_headless(root: Path) -> int:
+    from loratui.demo.headless import run_headless, summary
+
+    print(f"loratui demo --headless: the whole workflow in {root}, on made-up pictures and tiny models (the "
+          "pictures it makes mean nothing; the files are real)")
+    run = run_headless(root)
+    print("\n".join(summary(run)))
+    failed = next((stage for stage in run.stages if stage.code != 0), None)
+    return 0 if failed is None else (failed.code or 2)
