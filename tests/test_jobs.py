@@ -353,3 +353,38 @@ def test_tag_detach_reruns_the_same_command(project):
                                       "--general-threshold", "0.4", "--concept", "hero"])
     assert _job_argv(args) == ["tag", str(project.root.resolve()), "--general-threshold", "0.4", "--mcut",
                                "--no-write-rating", "--concept", "hero"]
+
+
+def test_log_lines_read_like_sentences() -> None:
+    from loratui.commands.jobs_cmd import format_event
+
+    context: dict = {}
+    at = 1_800_000_000.0
+    start = format_event({"type": "start", "time": at, "total_steps": 96, "epochs": 4, "steps_per_epoch": 24},
+                         context)
+    assert start.endswith("start: 96 steps = 4 epochs x 24 steps")
+    step = format_event({"type": "step", "time": at, "step": 12, "epoch": 1, "loss": 0.09123, "lr": 1e-4,
+                         "images_per_s": 4.25, "eta_s": 725}, context)
+    assert step.endswith("step 12/96 epoch 1 loss 0.0912 lr 1.0e-04 4.2 img/s ETA 12m")
+    cell = format_event({"type": "cell", "time": at, "checkpoint": "output/a-000002.safetensors", "epoch": 2,
+                         "weight": 0.8, "file": "preview/cells/k.png", "seconds": 0.49, "score": 0.713})
+    assert cell.endswith("cell epoch 2 at 0.8: score 0.71 (0.5 s) preview/cells/k.png")
+    failed = format_event({"type": "cell", "time": at, "checkpoint": "output/odd.safetensors", "epoch": None,
+                           "weight": 1.0, "file": None, "seconds": 0.0, "score": None, "error": "cannot be loaded"})
+    assert failed.endswith("cell odd.safetensors at 1.0: error: cannot be loaded (0.0 s)")
+
+
+@pytest.mark.parametrize(("kind", "state", "expected"), [
+    ("prepare", "done", "loratui tag P"),
+    ("tag", "done", "loratui tags P --list"),
+    ("train", "done", "loratui grid P"),
+    ("grid", "done", "loratui grid P --text · loratui install P --to LORA_DIR"),
+    ("train", "stopped", "loratui train P --resume"),
+    ("grid", "failed", "loratui logs P"),
+    ("train", "running", "loratui logs P --follow · loratui stop P"),
+])
+def test_status_suggests_the_next_stage(kind: str, state: str, expected: str) -> None:
+    from loratui.commands.jobs_cmd import _next_hint
+    from loratui.training.jobs import JobStatus
+
+    assert _next_hint(JobStatus(state=state, kind=kind), "P") == expected

@@ -140,7 +140,7 @@ def _figures_line(status: JobStatus) -> str:
 
 
 def _next_hint(status: JobStatus, shown_dir: str) -> str:
-    from loratui.training.jobs import FAILED, LOST, STOPPED
+    from loratui.training.jobs import DONE, FAILED, LOST, STOPPED
 
     if status.alive:
         return f"loratui logs {shown_dir} --follow · loratui stop {shown_dir}"
@@ -148,6 +148,12 @@ def _next_hint(status: JobStatus, shown_dir: str) -> str:
         return f"loratui train {shown_dir} --resume"
     if status.state in (FAILED, LOST):
         return f"loratui logs {shown_dir}" + (f" · read {status.log_path}" if status.log_path else "")
+    # A finished job: the workflow's next stage.
+    following = {"prepare": f"loratui tag {shown_dir}", "tag": f"loratui tags {shown_dir} --list",
+                 "train": f"loratui grid {shown_dir}",
+                 "grid": f"loratui grid {shown_dir} --text · loratui install {shown_dir} --to LORA_DIR"}
+    if status.state == DONE and status.kind in following:
+        return following[status.kind]
     return f"loratui logs {shown_dir}"
 
 
@@ -230,6 +236,13 @@ def format_event(event: dict[str, Any], context: dict[str, Any] | None = None) -
                f"{_num(event.get('images_per_s'), '.1f')} img/s ETA {_duration(event.get('eta_s'))}"
     elif kind == "checkpoint":
         text = f"checkpoint epoch {event.get('epoch')}: {event.get('path')}"
+    elif kind == "cell":
+        where = f"epoch {event.get('epoch')}" if event.get("epoch") is not None else Path(
+            str(event.get("checkpoint"))).name
+        result = f"error: {event['error']}" if event.get("error") else (
+            f"score {_num(event.get('score'), '.2f')}" if event.get("score") is not None else "not scored")
+        text = f"cell {where} at {event.get('weight')}: {result} ({_num(event.get('seconds'), '.1f')} s) " \
+               f"{event.get('file') or ''}".rstrip()
     elif kind == "progress":
         item = f"  {event['item']}" if event.get("item") else ""
         text = f"{event.get('stage')} {event.get('done')}/{event.get('total')}{item}"

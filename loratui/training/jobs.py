@@ -626,7 +626,8 @@ def _apply_events(status: JobStatus, events: list[dict[str, Any]]) -> None:
         elif kind == "error":
             status.message = event.get("message")
         elif kind == "done":
-            status.final_path = event.get("path") or event.get("final") or status.final_path
+            # train: the final LoRA file; grid: the composed PNG.
+            status.final_path = event.get("path") or event.get("final") or event.get("png") or status.final_path
 
 
 # --- stop ----------------------------------------------------------------------------------------
