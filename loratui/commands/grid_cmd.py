@@ -47,6 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     grid.add_argument("--detach", action="store_true",
                       help="run in the background (goes on if you log out); watch it with `loratui status DIR`")
     grid.add_argument("--json", action="store_true", help="print grid.json and the run's counts as JSON")
+    grid.add_argument("--pick", metavar="CHECKPOINT@WEIGHT",
+                      help="record your choice of the current grid's cells (4@0.8, final@0.7, or a file name "
+                      "@ weight) without rendering; `loratui install` then uses it instead of the suggestion")
     grid.set_defaults(run=run_grid_command)
 
 
@@ -62,6 +65,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
     if args.text and args.json:
         raise LoratuiError("--text and --json: choose one")
     project = Project.open(args.dir)
+    if args.pick is not None:
+        return _pick(project, args)
     config = project.load()
     options = grid_options(args)
     plan_grid(project, config, options)  # every bad option or missing file is refused here, before any job starts
@@ -82,6 +87,25 @@ def run_grid_command(args: argparse.Namespace) -> int:
             print(line)
     for line in summary(result, project, str(args.dir)):
         print(line)
+    return 0
+
+
+def _pick(project: Project, args: argparse.Namespace) -> int:
+    from loratui.errors import LoratuiError
+    from loratui.preview.grid_file import find_cell, grid_path, read_grid, set_picked
+
+    rendering = [flag for flag in ("checkpoints", "weights", "prompt", "negative_prompt", "seed", "steps",
+                                   "sampler", "size") if getattr(args, flag) is not None]
+    if rendering or args.detach or args.text or args.json or args.no_score:
+        raise LoratuiError("--pick only records a choice: run it on its own, without render options")
+    grid = read_grid(project)
+    if grid is None:
+        raise LoratuiError(f"{grid_path(project)}: no grid yet: run `loratui grid {args.dir}` first")
+    cell = find_cell(grid, args.pick)
+    set_picked(project, cell.checkpoint, cell.weight)
+    score = f" (score {cell.total:.2f})" if cell.total is not None else ""
+    print(f"Picked {cell.label or Path(cell.checkpoint).name} at {cell.weight:g}{score}: "
+          f"`loratui install {args.dir} --to LORA_DIR` installs it")
     return 0
 
 

@@ -153,6 +153,39 @@ def set_picked(project: Project, checkpoint: str, weight: float) -> GridFile:
     return grid
 
 
+def find_cell(grid: GridFile, spec: str) -> GridCell:
+    """The cell ``CHECKPOINT@WEIGHT`` names: CHECKPOINT is an epoch number (4), ``final``, or a file (its name or
+    its path in the project); WEIGHT one of the grid's weights. One line naming what is wrong otherwise."""
+    where, at, weight_text = spec.rpartition("@")
+    if not at or not where.strip():
+        raise LoratuiError(f"--pick {spec!r}: write CHECKPOINT@WEIGHT, e.g. 4@0.8, final@0.7 or "
+                           "akari-000004.safetensors@0.8")
+    try:
+        weight = float(weight_text)
+    except ValueError:
+        raise LoratuiError(f"--pick {spec!r}: the weight {weight_text!r} is not a number") from None
+    where = where.strip()
+    rows: dict[str, GridCell] = {}
+    for cell in grid.cells:
+        rows.setdefault(cell.checkpoint, cell)
+    if where.isdigit():
+        found = [c for c in rows.values() if c.epoch == int(where) and "final" not in c.label] or \
+                [c for c in rows.values() if c.epoch == int(where)]
+    elif where.lower() == "final":
+        found = [c for c in rows.values() if "final" in c.label]
+    else:
+        found = [c for c in rows.values() if where in (c.checkpoint, Path(c.checkpoint).name)]
+    if not found:
+        names = ", ".join(c.label or Path(c.checkpoint).name for c in rows.values())
+        raise LoratuiError(f"--pick {spec!r}: no such checkpoint in the current grid (it has {names})")
+    cell = grid.cell(found[0].checkpoint, weight)
+    if cell is None:
+        weights = ", ".join(f"{w:g}" for w in sorted({c.weight for c in grid.cells}))
+        raise LoratuiError(f"--pick {spec!r}: the grid has no column {weight:g} (it has {weights}): render it "
+                           "first with --weights")
+    return cell
+
+
 def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
