@@ -4,35 +4,59 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from loratui.errors import LoratuiError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one, never half."""
+    atomic_write_with(path, lambda handle: handle.write(data))
+
+
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object], *, hint: str = "") -> None:
+    """Let ``write`` fill a temp file beside ``path``, fsync it, then rename it over ``path``. Disk errors become
+    one-line messages naming ``path`` (``hint`` adds what else the user can do); the temp file never stays."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise _as_user_error(exc, path) from exc
+        raise as_user_error(exc, path, hint) from exc
     try:
         # mkstemp makes 0600 files; give the new file the mode the old one had, or the usual umask default,
         # so checkpoints copied into a shared WebUI folder stay readable.
         os.chmod(tmp, _target_mode(path))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
-        raise _as_user_error(exc, path) from exc
+        raise as_user_error(exc, path, hint) from exc
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def atomic_copy(source: Path, target: Path, *, hint: str = "", chunk: int = 4 * 1024 * 1024) -> None:
+    """Copy ``source`` to ``target`` atomically, streamed (a LoRA can be hundreds of MB); a source that changes
+    size while it is read fails with a message instead of leaving a mixed copy."""
+    source = Path(source)
+
+    def write(handle: BinaryIO) -> None:
+        size = source.stat().st_size
+        with source.open("rb") as src:
+            shutil.copyfileobj(src, handle, chunk)
+        if handle.tell() != size or source.stat().st_size != size:
+            raise LoratuiError(f"{source}: changed while it was copied: run the command again")
+
+    atomic_write_with(target, write, hint=hint)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -56,9 +80,11 @@ def _remove_quietly(tmp: str) -> None:
         pass
 
 
-def _as_user_error(exc: OSError, path: Path) -> LoratuiError:
+def as_user_error(exc: OSError, path: Path, hint: str = "") -> LoratuiError:
+    """A disk error as one line naming ``path``: full disk, no permission, or what the OS said."""
     if exc.errno == errno.ENOSPC:
         return LoratuiError(f"{path}: the disk is full: free some space and run the command again")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LoratuiError(f"{path}: cannot write here ({exc.strerror}): check the folder's permissions")
+        return LoratuiError(f"{path}: cannot write here ({exc.strerror}): check the folder's permissions"
+                            f"{f', or {hint}' if hint else ''}")
     return LoratuiError(f"{path}: cannot write: {exc.strerror or exc}")

@@ -10,6 +10,8 @@ from typing import Literal
 
 import numpy as np
 
+from loratui.protobuf_wire import bytes_field, string_field, varint_field
+
 Layout = Literal["v3", "v2"]
 
 MODEL_FILENAME = "model.onnx"
@@ -268,13 +270,13 @@ def model_bytes(layout: Layout = "v3", side: int = DEFAULT_SIDE) -> bytes:
         inputs=((input_name, (batch, side, side, 3)),),
         outputs=((output_name, (batch, len(TAGS))),),
     )
-    opset = _string(1, "") + _varint_field(2, _OPSET)
+    opset = string_field(1, "") + varint_field(2, _OPSET)
     # Fields go out in field-number order, as protobuf's own serialiser does, so the bytes are canonical.
     return (
-        _varint_field(1, _IR_VERSION)
-        + _string(2, _PRODUCER)
-        + _message(7, graph)
-        + _message(8, opset)
+        varint_field(1, _IR_VERSION)
+        + string_field(2, _PRODUCER)
+        + bytes_field(7, graph)
+        + bytes_field(8, opset)
     )
 
 
@@ -284,21 +286,21 @@ def _graph(
     inputs: tuple[tuple[str, tuple[int | str, ...]], ...],
     outputs: tuple[tuple[str, tuple[int | str, ...]], ...],
 ) -> bytes:
-    body = b"".join(_message(1, _node(node, index)) for index, node in enumerate(nodes))
-    body += _string(2, _GRAPH_NAME)
-    body += b"".join(_message(5, _float_tensor(name, array)) for name, array in initializers)
-    body += b"".join(_message(11, _value_info(name, shape)) for name, shape in inputs)
-    body += b"".join(_message(12, _value_info(name, shape)) for name, shape in outputs)
+    body = b"".join(bytes_field(1, _node(node, index)) for index, node in enumerate(nodes))
+    body += string_field(2, _GRAPH_NAME)
+    body += b"".join(bytes_field(5, _float_tensor(name, array)) for name, array in initializers)
+    body += b"".join(bytes_field(11, _value_info(name, shape)) for name, shape in inputs)
+    body += b"".join(bytes_field(12, _value_info(name, shape)) for name, shape in outputs)
     return body
 
 
 def _node(node: _Node, index: int) -> bytes:
-    body = b"".join(_string(1, name) for name in node.inputs)
-    body += b"".join(_string(2, name) for name in node.outputs)
-    body += _string(3, f"{node.op_type.lower()}_{index}")
-    body += _string(4, node.op_type)
-    body += b"".join(_message(5, _int_attribute(name, value)) for name, value in node.ints.items())
-    body += b"".join(_message(5, _ints_attribute(name, values)) for name, values in node.int_lists.items())
+    body = b"".join(string_field(1, name) for name in node.inputs)
+    body += b"".join(string_field(2, name) for name in node.outputs)
+    body += string_field(3, f"{node.op_type.lower()}_{index}")
+    body += string_field(4, node.op_type)
+    body += b"".join(bytes_field(5, _int_attribute(name, value)) for name, value in node.ints.items())
+    body += b"".join(bytes_field(5, _ints_attribute(name, values)) for name, values in node.int_lists.items())
     return body
 
 
@@ -308,62 +310,22 @@ _TENSOR_FLOAT = 1
 
 
 def _int_attribute(name: str, value: int) -> bytes:
-    return _string(1, name) + _varint_field(3, value) + _varint_field(20, _ATTRIBUTE_INT)
+    return string_field(1, name) + varint_field(3, value) + varint_field(20, _ATTRIBUTE_INT)
 
 
 def _ints_attribute(name: str, values: tuple[int, ...]) -> bytes:
-    return _string(1, name) + b"".join(_varint_field(8, v) for v in values) + _varint_field(20, _ATTRIBUTE_INTS)
+    return string_field(1, name) + b"".join(varint_field(8, v) for v in values) + varint_field(20, _ATTRIBUTE_INTS)
 
 
 def _float_tensor(name: str, array: np.ndarray) -> bytes:
     data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-    body = b"".join(_varint_field(1, dim) for dim in array.shape)
-    return body + _varint_field(2, _TENSOR_FLOAT) + _string(8, name) + _bytes(9, data)
+    body = b"".join(varint_field(1, dim) for dim in array.shape)
+    return body + varint_field(2, _TENSOR_FLOAT) + string_field(8, name) + bytes_field(9, data)
 
 
 def _value_info(name: str, shape: tuple[int | str, ...]) -> bytes:
     dims = b"".join(
-        _message(1, _string(2, dim) if isinstance(dim, str) else _varint_field(1, dim)) for dim in shape
+        bytes_field(1, string_field(2, dim) if isinstance(dim, str) else varint_field(1, dim)) for dim in shape
     )
-    tensor_type = _varint_field(1, _TENSOR_FLOAT) + _message(2, dims)
-    return _string(1, name) + _message(2, _message(1, tensor_type))
-
-
-# --- protobuf wire format --------------------------------------------------------------------
-
-_WIRE_VARINT = 0
-_WIRE_LENGTH_DELIMITED = 2
-
-
-def _varint(value: int) -> bytes:
-    # int64 fields encode negatives as their 64-bit two's complement (ten bytes).
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _key(field_number: int, wire_type: int) -> bytes:
-    return _varint((field_number << 3) | wire_type)
-
-
-def _varint_field(field_number: int, value: int) -> bytes:
-    return _key(field_number, _WIRE_VARINT) + _varint(value)
-
-
-def _bytes(field_number: int, data: bytes) -> bytes:
-    return _key(field_number, _WIRE_LENGTH_DELIMITED) + _varint(len(data)) + data
-
-
-def _string(field_number: int, text: str) -> bytes:
-    return _bytes(field_number, text.encode("utf-8"))
-
-
-def _message(field_number: int, body: bytes) -> bytes:
-    return _bytes(field_number, body)
+    tensor_type = varint_field(1, _TENSOR_FLOAT) + bytes_field(2, dims)
+    return string_field(1, name) + bytes_field(2, bytes_field(1, tensor_type))

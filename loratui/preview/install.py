@@ -7,19 +7,17 @@ edit dialog shows its description, activation text (the trigger word) and prefer
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loratui.errors import LoratuiError
-from loratui.fsutil import atomic_write_text
+from loratui.fsutil import as_user_error, atomic_copy, atomic_write_text
 
 if TYPE_CHECKING:
     from loratui.config import Config
@@ -35,7 +33,7 @@ UNKNOWN_SD_VERSION = "Unknown"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Kept free beyond the file itself, so installing never fills the disk to the last byte.
 _SPARE_BYTES = 16 * 1024 * 1024
-_COPY_CHUNK = 4 * 1024 * 1024
+INSTALL_HINT = "install into another folder"
 # Where WebUI, Forge and ComfyUI keep LoRAs, below a home folder or one of EXTRA_ROOTS.
 LORA_FOLDERS = (
     "stable-diffusion-webui/models/Lora",
@@ -148,7 +146,7 @@ def install_lora(source: Path, lora_dir: Path, name: str, *, card: LoraCard | No
                                f"{free_name(lora_dir, name)}, or --force to replace it")
     size = source.stat().st_size
     _check_free_space(lora_dir, size - (existing.size if existing else 0))
-    _copy_atomically(source, target)
+    atomic_copy(source, target, hint=INSTALL_HINT)
     card_path = None
     if card is not None:
         card_path = lora_dir / f"{name}{CARD_SUFFIX}"
@@ -188,54 +186,8 @@ def _check_free_space(folder: Path, needed: int) -> None:
                            "needed): free some space or install into another folder")
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Stream ``source`` into a temp file beside ``target``, fsync, then rename over it: readers see the old
-    file or the whole new one (a LoRA can be hundreds of MB, so it is never read into memory at once)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise _write_error(exc, target) from None
-    try:
-        os.chmod(tmp, _mode_for(target))
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, _COPY_CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        if os.path.getsize(tmp) != source.stat().st_size:
-            raise LoratuiError(f"{source}: changed while it was copied: run the command again")
-        os.replace(tmp, target)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise _write_error(exc, target) from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _mode_for(target: Path) -> int:
-    """The replaced file's permissions, or the usual default (a WebUI running as another user must read it)."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def _write_error(exc: OSError, path: Path) -> LoratuiError:
-    if exc.errno == errno.ENOSPC:
-        return LoratuiError(f"{path}: the disk is full: free some space and run the command again")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LoratuiError(f"{path}: cannot write here ({exc.strerror}): check the folder's permissions, or "
-                            "install into another folder")
-    return LoratuiError(f"{path}: cannot write: {exc.strerror or exc}")
+    return as_user_error(exc, path, INSTALL_HINT)
 
 
 def human_size(size: int) -> str:

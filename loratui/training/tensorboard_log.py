@@ -19,6 +19,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+from loratui.protobuf_wire import bytes_field, double_field, float_field, string_field, varint_field
+
 FILE_VERSION = "brain.Event:2"
 # kohya's tag names: `lr/textencoder` only when the text encoder trains; `loss/epoch_average` once per epoch.
 LOSS_CURRENT, LOSS_AVERAGE, LOSS_EPOCH = "loss/current", "loss/average", "loss/epoch_average"
@@ -50,41 +52,19 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    value &= (1 << 64) - 1  # negative int64 values are ten-byte two's complement varints
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _field(number: int, wire_type: int) -> bytes:
-    return _varint((number << 3) | wire_type)
-
-
-def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _field(number, 2) + _varint(len(payload)) + payload
-
-
 def encode_event(wall_time: float, step: int = 0, *, file_version: str | None = None,
                  scalars: dict[str, float] | None = None) -> bytes:
     """``Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary}`` where
     ``Summary{value=1 repeated Value{tag=1 string, simple_value=2 float}}``."""
-    message = _field(1, 1) + struct.pack("<d", wall_time)
+    message = double_field(1, wall_time)
     if step:
-        message += _field(2, 0) + _varint(step)
+        message += varint_field(2, step)
     if file_version is not None:
-        message += _length_delimited(3, file_version.encode())
+        message += string_field(3, file_version)
     if scalars:
-        values = b"".join(
-            _length_delimited(1, _length_delimited(1, tag.encode()) + _field(2, 5) + struct.pack("<f", value))
-            for tag, value in scalars.items())
-        message += _length_delimited(5, values)
+        values = b"".join(bytes_field(1, string_field(1, tag) + float_field(2, value))
+                          for tag, value in scalars.items())
+        message += bytes_field(5, values)
     return message
 
 
