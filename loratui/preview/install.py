@@ -21,6 +21,7 @@ from loratui.fsutil import as_user_error, atomic_copy, atomic_write_text
 
 if TYPE_CHECKING:
     from loratui.config import Config
+    from loratui.preview.grid_file import GridFile
     from loratui.project import Project
     from loratui.training.lora_read import LoraInfo
 
@@ -242,17 +243,17 @@ class Choice:
     negative_prompt: str | None = None
 
 
-GRID_FILE = "grid.json"
-
-
 def choose_checkpoint(project: Project, config: Config, checkpoint: str | None = None) -> Choice:
     """``checkpoint`` (a path, or a file name in output/); else the pick in preview/grid.json; else its
     suggestion; else the run's final file. LoratuiError when none of them is there."""
+    from loratui.preview.grid_file import grid_path
     from loratui.training.lora_paths import checkpoint_path, list_checkpoints
 
     output_name = project.output_name(config)
-    grid = read_grid(project)
-    prompts = _grid_prompts(grid)
+    grid = _grid_or_none(project)
+    settings = grid.settings if grid is not None else {}
+    prompts = tuple(value if isinstance(value, str) else None
+                    for value in (settings.get("prompt"), settings.get("negative_prompt")))
     if checkpoint:
         given = Path(checkpoint).expanduser()
         for candidate in (given, project.output_dir / given):
@@ -260,60 +261,49 @@ def choose_checkpoint(project: Project, config: Config, checkpoint: str | None =
                 return Choice(candidate, "given with --checkpoint", _weight_for(grid, candidate, project), *prompts)
         raise LoratuiError(f"--checkpoint {checkpoint}: no such file (also looked in {project.output_dir})"
                            f"{_available(list_checkpoints(project.output_dir, output_name), project)}")
-    for key, why in (("picked", "picked in the preview"), ("suggestion", "suggested by the preview's scores")):
-        cell = grid.get(key)
-        if isinstance(cell, dict) and isinstance(cell.get("checkpoint"), str) and cell["checkpoint"]:
-            path = _project_path(project, cell["checkpoint"])
+    if grid is not None:
+        for key, cell, why in (("picked", grid.picked, "picked in the preview"),
+                               ("suggestion", grid.suggestion, "suggested by the preview's scores")):
+            if cell is None or not cell.checkpoint:
+                continue
+            path = _project_path(project, cell.checkpoint)
             if not path.is_file():
-                raise LoratuiError(f"{project.preview_dir / GRID_FILE}: the {key} checkpoint {cell['checkpoint']} "
-                                   "is gone: render the grid again, or give --checkpoint FILE")
-            score = cell.get("score")
-            if key == "suggestion" and isinstance(score, (int, float)):
-                why += f" (score {score:.2f})"
-            return Choice(path, why, _number(cell.get("weight")), *prompts)
+                raise LoratuiError(f"{grid_path(project)}: the {key} checkpoint {cell.checkpoint} is gone: render "
+                                   "the grid again, or give --checkpoint FILE")
+            if key == "suggestion" and cell.score is not None:
+                why += f" (score {cell.score:.2f})"
+            return Choice(path, why, cell.weight, *prompts)
     final = checkpoint_path(project.output_dir, output_name)
     if final.is_file():
         return Choice(final, "the training run's final file (no pick or suggestion in preview/grid.json)", None,
                       *prompts)
-    raise LoratuiError(f"{final}: no such file and no pick in {project.preview_dir / GRID_FILE}: finish training "
+    raise LoratuiError(f"{final}: no such file and no pick in {grid_path(project)}: finish training "
                        f"(`loratui train {project.root}`), or give --checkpoint FILE"
                        f"{_available(list_checkpoints(project.output_dir, output_name), project)}")
 
 
-def read_grid(project: Project) -> dict[str, Any]:
-    """preview/grid.json as a dict; {} when it is missing or unreadable (the pick is then just unknown)."""
+def _grid_or_none(project: Project) -> GridFile | None:
+    """The last grid; None when there is none or it cannot be read: installing never depends on the preview
+    (the final file is then used, and the summary says why)."""
+    from loratui.preview.grid_file import read_grid
+
     try:
-        data = json.loads((project.preview_dir / GRID_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return read_grid(project)
+    except LoratuiError:
+        return None
 
 
-def _grid_prompts(grid: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(prompt, negative prompt) the last grid was rendered with; None for what it does not say."""
-    settings = grid.get("settings")
-    settings = settings if isinstance(settings, dict) else {}
-    found = [settings.get(key) for key in ("prompt", "negative_prompt")]
-    return tuple(value if isinstance(value, str) else None for value in found)  # type: ignore[return-value]
-
-
-def _weight_for(grid: dict[str, Any], checkpoint: Path, project: Project) -> float | None:
+def _weight_for(grid: GridFile | None, checkpoint: Path, project: Project) -> float | None:
     """The picked or suggested weight when ``checkpoint`` is that cell's file."""
-    for key in ("picked", "suggestion"):
-        cell = grid.get(key)
-        if isinstance(cell, dict) and isinstance(cell.get("checkpoint"), str):
-            if _same_file(_project_path(project, cell["checkpoint"]), checkpoint):
-                return _number(cell.get("weight"))
+    for cell in (grid.picked, grid.suggestion) if grid is not None else ():
+        if cell is not None and _same_file(_project_path(project, cell.checkpoint), checkpoint):
+            return cell.weight
     return None
 
 
 def _project_path(project: Project, stored: str) -> Path:
     path = Path(stored).expanduser()
     return path if path.is_absolute() else project.root / path
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _available(found: list[tuple[int | None, Path]], project: Project) -> str:
