@@ -7,6 +7,7 @@ trigger word should carry → set the trigger → estimate → train → preview
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -71,27 +72,26 @@ def run_headless(root: Path, *, out: TextIO = sys.stdout,
 
     where = str(root)
     lora_dir = root / LORA_FOLDER
-    plan = [
-        Stage("Check the settings, the pictures and the base model", ["check", where]),
-        Stage("Prepare: crop and resize into dataset/", ["prepare", where]),
-        Stage("Tag every picture with the WD14-style tagger", ["tag", where]),
-        None,  # the tag deletion: its tags are chosen from what the tagger found
-        Stage("Set the trigger word (first in every caption)", ["tags", where, "--trigger", TRIGGER]),
-        Stage("Estimate the steps", ["estimate", where]),
-        Stage("Train: two checkpoints, kohya format", ["train", where]),
-        Stage("Preview: every checkpoint at every weight, scored", ["grid", where, "--text"]),
-        Stage("Install the suggested cell into a WebUI Lora folder", ["install", where, "--to", str(lora_dir)]),
+    # Each stage's command is made when its turn comes: the tags to delete are the ones the tagger found.
+    plan: list[tuple[str, Callable[[], list[str]]]] = [
+        ("Check the settings, the pictures and the base model", lambda: ["check", where]),
+        ("Prepare: crop and resize into dataset/", lambda: ["prepare", where]),
+        ("Tag every picture with the WD14-style tagger", lambda: ["tag", where]),
+        ("Delete the tags the trigger word should carry", lambda: ["tags", where, "--delete", *_feature_tags(root)]),
+        ("Set the trigger word (first in every caption)", lambda: ["tags", where, "--trigger", TRIGGER]),
+        ("Estimate the steps", lambda: ["estimate", where]),
+        ("Train: two checkpoints, kohya format", lambda: ["train", where]),
+        ("Preview: every checkpoint at every weight, scored", lambda: ["grid", where, "--text"]),
+        ("Install the suggested cell into a WebUI Lora folder", lambda: ["install", where, "--to", str(lora_dir)]),
     ]
-    for number, stage in enumerate(plan, start=2):
-        if stage is None:
-            stage = Stage("Delete the tags the trigger word should carry",
-                          ["tags", where, "--delete", *_feature_tags(root)])
+    for number, (title, command) in enumerate(plan, start=2):
+        stage = Stage(title, command())
         if stage.argv[0] == "install":
             lora_dir.mkdir(parents=True, exist_ok=True)  # stands in for the WebUI's own folder
         run.stages.append(stage)
         say()
         say(f"[{number}] {stage.title}")
-        say(f"$ loratui {' '.join(_quoted(a) for a in stage.argv)}")
+        say(f"$ loratui {shlex.join(stage.argv)}")
         began = time.monotonic()
         stage.code = run_command(stage.argv)
         stage.seconds = time.monotonic() - began
@@ -115,12 +115,6 @@ def _feature_tags(root: Path) -> list[str]:
     return found
 
 
-def _quoted(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
-
-
 def summary(run: HeadlessRun) -> list[str]:
     """Closing lines: the time of each stage and every file a user would look at, with where it is."""
     lines = ["", f"{'Done' if run.ok else 'Stopped'} in {run.seconds:.1f} s:"]
@@ -137,8 +131,7 @@ def summary(run: HeadlessRun) -> list[str]:
 
 def made_files(root: Path) -> list[str]:
     """One line per kind of output, with the path relative to ``root``."""
-    import json
-
+    from loratui.preview.grid_file import read_grid
     from loratui.project import Project
     from loratui.training.lora_paths import list_checkpoints
 
@@ -151,12 +144,11 @@ def made_files(root: Path) -> list[str]:
         lines.append(f"{_rel(folder, root)}/  {len(captions)} pictures + captions starting with '{concept.trigger}'")
     checkpoints = [path for _, path in list_checkpoints(project.output_dir, project.output_name(config))]
     lines.append(f"{_rel(project.output_dir, root)}/  {', '.join(p.name for p in checkpoints)} (kohya format)")
-    grid_json = project.root / "preview" / "grid.json"
-    if grid_json.is_file():
-        grid = json.loads(grid_json.read_text(encoding="utf-8"))
-        suggestion = grid.get("suggestion") or {}
-        lines.append(f"{grid.get('png')}  {len(grid.get('cells', []))} cells; preview/grid.json suggests "
-                     f"{Path(str(suggestion.get('checkpoint', '?'))).name} at {suggestion.get('weight', '?')}")
+    grid = read_grid(project)
+    if grid is not None:
+        suggested = (f"suggests {Path(grid.suggestion.checkpoint).name} at {grid.suggestion.weight:g}"
+                     if grid.suggestion else "has no suggestion")
+        lines.append(f"{grid.png}  {len(grid.cells)} cells; preview/grid.json {suggested}")
     lora_dir = root / LORA_FOLDER
     for lora in sorted(lora_dir.glob("*.safetensors")):
         card = lora.with_suffix(".json")

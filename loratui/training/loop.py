@@ -19,8 +19,7 @@ from loratui.progress import CancelToken
 from loratui.project import Project
 from loratui.training.events import EventWriter, events_path
 from loratui.training.health import Preflight, TrainingFailed, nan_message, oom_message, preflight
-
-STOP_FILE = "stop"
+from loratui.training.jobs import stop_file
 
 
 @dataclass
@@ -40,7 +39,7 @@ class TrainResult:
 
 def stop_path(project: Project) -> Path:
     """The stop request file (`loratui stop DIR` creates it; the loop deletes it when it has stopped)."""
-    return project.state_dir / STOP_FILE
+    return stop_file(project)
 
 
 def run_training(

@@ -109,10 +109,6 @@ class TrainingBoard:
         self.epoch_losses: list[float] = []
         self.train_text_encoder = train_text_encoder
 
-    @property
-    def folder(self) -> Path:
-        return self.writer.path.parent
-
     def step(self, step: int, loss: float, learning_rates: list[float]) -> None:
         self.window.append(loss)
         self.epoch_losses.append(loss)
