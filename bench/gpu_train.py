@@ -99,6 +99,8 @@ def make_project(root: Path, base_model: Path, family: str, pictures: int = 6):
 def run_variant(project, config, label: str, precision: str, checkpointing: bool, optimizer: str, steps: int):
     import torch
 
+    from loratui.jobs.events import Step
+    from loratui.jobs.runner import job
     from loratui.training.loop import run_training
 
     config.training.mixed_precision = precision
@@ -116,7 +118,9 @@ def run_variant(project, config, label: str, precision: str, checkpointing: bool
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     try:
-        run_training(project, config, max_steps=steps, on_step=on_step)
+        with job(project, "train") as handle:  # the run joins this job; its step events reach the listener
+            handle.listen(lambda event: isinstance(event, Step) and on_step(event.step, steps, event.loss))
+            run_training(project, config, max_steps=steps)
     except Exception as exc:  # one variant failing (e.g. no bitsandbytes) must not hide the others
         return label, None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None

@@ -6,15 +6,16 @@ Both loops train the demo project (tiny SD1.5 single file, 24 prepared pictures 
 on kohya's UNet + text encoder targets, AdamW, unet_lr 1e-3, te_lr 1e-4, clip_skip 2, max_grad_norm 1, latents
 cached in memory, precision "no") on the same device with the same seed:
 
-* loratui: `run_training(project, config, max_steps=N, on_step=...)` (accelerate, events, caption processing);
+* loratui: `run_training(project, config, max_steps=N)` in a job whose step events a listener times (accelerate,
+  events, caption processing);
 * reference: load the same model, add the same LoRA, cache the same latents, then per step: tokenize the captions,
   text-encode (layer -clip_skip through the final layer norm), noise + timesteps, UNet forward, MSE loss,
   backward, clip grad norm, AdamW step, zero_grad; nothing else.
 
-s/step is the time between successive optimizer steps (loratui's `on_step` callbacks), the first `--warmup` steps
-left out; the final LoRA file is written after the last callback, so it is never timed. The loops run alternately
-(ref, loratui, ref, loratui, ...) and the medians over all timed steps are compared. Goal (issue 4 item 10):
-loratui / reference <= 1.05. This is a measurement, not a test: nothing here asserts a time.
+s/step is the time between successive optimizer steps (loratui's `step` events, as a listener sees them), the
+first `--warmup` steps left out; the final LoRA file is written after the last callback, so it is never timed.
+The loops run alternately (ref, loratui, ref, loratui, ...) and the medians over all timed steps are compared.
+Goal (issue 4 item 10): loratui / reference <= 1.05. This is a measurement, not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def _sync() -> None:
 
 def run_loratui(project, config, steps: int) -> list[float]:
     """Seconds between successive optimizer steps of `run_training`."""
+    from loratui.jobs.events import Step
+    from loratui.jobs.runner import job
     from loratui.training.loop import run_training
 
     stamps: list[float] = []
@@ -66,7 +69,9 @@ def run_loratui(project, config, steps: int) -> list[float]:
         _sync()
         stamps.append(time.perf_counter())
 
-    run_training(project, config, max_steps=steps, on_step=on_step)
+    with job(project, "train") as handle:  # the run joins this job; its step events reach the listener
+        handle.listen(lambda event: isinstance(event, Step) and on_step(event.step, steps, event.loss))
+        run_training(project, config, max_steps=steps)
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
@@ -77,10 +82,10 @@ def run_reference(project, config, steps: int) -> list[float]:
     import torch
     import torch.nn.functional as F  # noqa: N812 (torch's own convention)
 
+    from loratui.lora.file import add_lora_adapters
+    from loratui.lora.keys import UNET
     from loratui.training.data import TrainDataset, load_pixels
     from loratui.training.loop import resolve_mixed_precision
-    from loratui.training.lora_file import add_lora_adapters
-    from loratui.training.lora_keys import UNET
     from loratui.training.models import load_base_model
 
     t = config.training

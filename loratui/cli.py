@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="loratui", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"loratui {__version__}")
+    # Commands that run other commands (demo --headless) get the dispatcher from here instead of importing it.
+    parser.set_defaults(dispatch=main)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)

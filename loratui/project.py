@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +16,26 @@ from loratui.errors import WARNING, LoratuiError, Problem
 
 if TYPE_CHECKING:
     from loratui.training.model_family import ModelDetection
+
+
+CONFIG_LOCK = "config.lock"  # in .loratui/: held only while loratui.toml is read, changed and written
+
+
+@contextlib.contextmanager
+def _config_lock(state_dir: Path) -> Iterator[None]:
+    """An exclusive flock for a read-modify-write of loratui.toml (waits: the holder is done in milliseconds)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer at a time is the user's to keep
+        yield
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / CONFIG_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -43,7 +66,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        """``.loratui/``: job.json, caches and caption backups — loratui's own bookkeeping."""
+        """``.loratui/``: jobs/ (locks, records, stop requests), caches, caption backups: loratui's bookkeeping."""
         return self.root / ".loratui"
 
     def concept_dir(self, concept: Concept) -> Path:
@@ -75,6 +98,15 @@ class Project:
 
     def save(self, config: Config) -> None:
         save_config(config, self.config_path)
+
+    def update(self, change: Callable[[Config], None]) -> Config:
+        """Read loratui.toml, apply ``change``, write it back — under a short lock, so two writers (a tag job
+        setting the trigger, the wizard saving a parameter) each keep the other's edit. Returns what was saved."""
+        with _config_lock(self.state_dir):
+            config = self.load()
+            change(config)
+            self.save(config)
+            return config
 
     def make_folders(self) -> None:
         for folder in (self.dataset_dir, self.output_dir, self.preview_dir, self.logs_dir, self.state_dir):
@@ -220,7 +252,7 @@ def check_dataset(project: Project, config: Config) -> list[Problem]:
     Errors: what stops or spoils a run (an empty caption file makes kohya stop). Warnings: the rest, and a
     dataset not prepared yet, which is the normal state between `loratui new` and `loratui prepare`.
     """
-    from loratui.dataset.images import dataset_pictures
+    from loratui.dataset.image_scan import dataset_pictures
 
     file = str(project.config_path)
     pictures = {index: dataset_pictures(project.concept_dir(c)) for index, c in enumerate(config.concepts, 1)}

@@ -50,3 +50,8 @@ def test_engine_modules_never_import_textual():
     for path in PACKAGE.rglob("*.py"):
         if "tui" not in path.relative_to(PACKAGE).parts:
             assert "textual" not in imported_roots(path), path
+
+
+def test_the_tag_table_and_the_picture_scan_load_no_heavy_library():
+    # The Tags and Images screens import these directly.
+    assert loaded_after("import loratui.dataset.tag_table, loratui.dataset.image_scan") == []

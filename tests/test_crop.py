@@ -24,7 +24,7 @@ from loratui.dataset.crop import (
     validate_box,
 )
 from loratui.dataset.focal import Detectors, Focus, animeface_available, find_focus
-from loratui.dataset.images import open_image
+from loratui.dataset.image_open import open_image
 from loratui.demo.images import box_inside, build_demo_images, centre_square_crop
 
 

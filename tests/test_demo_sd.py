@@ -37,14 +37,8 @@ from loratui.demo.single_file import (
     unet_to_ldm,
     vae_to_ldm,
 )
-from loratui.demo.tokenizer import (
-    DEMO_WORDS,
-    EOS_TOKEN,
-    SDXL_TOKENIZER_2_PAD_TOKEN,
-    TOKENIZER_FILES,
-    clip_pretokens,
-    write_clip_tokenizer,
-)
+from loratui.demo.tokenizer import DEMO_WORDS, clip_pretokens, write_clip_tokenizer
+from loratui.training.clip_tokenizer import EOS_TOKEN, OPENCLIP_PAD_TOKEN, TOKENIZER_FILES
 
 PROMPT = "a photo of 1girl, solo, smile, red hair, blue eyes, zebra"
 SIZE = 64
@@ -134,7 +128,7 @@ def test_tokenizer_byte_fallback_keeps_any_text(tmp_path: Path) -> None:
 
 
 def test_sdxl_second_tokenizer_pads_with_bang(tmp_path: Path) -> None:
-    folder = write_clip_tokenizer(tmp_path / "tokenizer_2", pad_token=SDXL_TOKENIZER_2_PAD_TOKEN)
+    folder = write_clip_tokenizer(tmp_path / "tokenizer_2", pad_token=OPENCLIP_PAD_TOKEN)
     tokenizer = CLIPTokenizer.from_pretrained(folder)
 
     ids = tokenizer("a cat", padding="max_length", max_length=8).input_ids

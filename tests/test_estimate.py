@@ -283,7 +283,7 @@ def test_estimate_on_the_demo_project(tmp_path, data_dir):
     rows = [" ".join(line.split()) for line in shown.stdout.splitlines()]
     for row in ("pictures 24", "x repeats 2", "= pictures/epoch 48", "/ batch 2 = steps 24", "x epochs 4",
                 "= total steps 96", "checkpoints 2 after epoch 2, 4",
-                "time ~24 s from your last Demo GPU run", "128 x 128 24 48 24"):
+                "time ~24s from your last Demo GPU run", "128 x 128 24 48 24"):
         assert row in rows, shown.stdout
     assert "! 96: below 1 500 aim: 1 500 to 5 000; 63\u2013208 epochs land in range" in rows
 

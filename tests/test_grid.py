@@ -32,7 +32,7 @@ def _lora_file(pipe, path: Path, seed: int, epoch: int, *, text_encoders: bool =
     import torch
     from safetensors.torch import save_file
 
-    from loratui.training.lora_file import add_lora_adapters, kohya_state_dict
+    from loratui.lora.file import add_lora_adapters, kohya_state_dict
 
     network = add_lora_adapters(pipe, rank, 4.0, text_encoders=text_encoders, adapter_name=f"a{seed}")
     generator = torch.Generator().manual_seed(seed)

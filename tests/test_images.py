@@ -9,19 +9,10 @@ import pytest
 from picture_fixtures import BLUE, RED, build_hostile_corpus, close, tree_digest
 from PIL import Image
 
-from loratui.dataset.images import (
-    UnreadableImage,
-    duplicate_groups,
-    group_label,
-    hash_distance,
-    inspect,
-    load_image,
-    open_image,
-    perceptual_hash,
-    probe_image,
-    scan_source,
-    unsupported_pictures,
-)
+from loratui.dataset.image_inspect import group_label, inspect
+from loratui.dataset.image_open import UnreadableImage, load_image, open_image, probe_image
+from loratui.dataset.image_scan import scan_source, unsupported_pictures
+from loratui.dataset.near_duplicates import duplicate_groups, hash_distance, perceptual_hash
 from loratui.demo.images import build_demo_images
 from loratui.errors import LoratuiError
 

@@ -20,24 +20,24 @@ from safetensors.torch import save as safetensors_save
 
 from loratui.config import Concept, Config
 from loratui.errors import LoratuiError
-from loratui.training import lora_paths
-from loratui.training.lora_file import LoraNetwork, add_lora_adapters, kohya_state_dict, save_lora
-from loratui.training.lora_keys import kohya_module_name, sdxl_unet_path
-from loratui.training.lora_metadata import (
+from loratui.lora import paths as lora_paths
+from loratui.lora.file import LoraNetwork, add_lora_adapters, kohya_state_dict, save_lora
+from loratui.lora.keys import kohya_module_name, sdxl_unet_path
+from loratui.lora.metadata import (
     DatasetDir,
     TrainFacts,
     addnet_legacy_hash,
     addnet_model_hash,
     dataset_dir_facts,
 )
-from loratui.training.lora_paths import (
+from loratui.lora.paths import (
     checkpoint_path,
     epoch_file_name,
     final_file_name,
     is_checkpoint_epoch,
     list_checkpoints,
 )
-from loratui.training.lora_read import read_lora
+from loratui.lora.read import read_lora
 
 GOLDEN = Path(__file__).parent / "golden"
 PROMPT = "a photo of 1girl, solo, smile, red hair, blue eyes"
@@ -565,7 +565,7 @@ def test_a_process_killed_during_a_save_never_leaves_a_truncated_file(sd15_file:
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from loratui.training import lora_paths\n"
+        "from loratui.lora import paths as lora_paths\n"
         "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n"
         "lora_paths.write_lora_bytes(Path(sys.argv[1]), Path(sys.argv[2]).read_bytes())\n"
     )
@@ -608,7 +608,7 @@ def test_dataset_dir_facts_count_like_kohya(tmp_path: Path) -> None:
 
 
 def test_sd_model_name_is_a_base_name_or_a_hub_id(tmp_path: Path) -> None:
-    from loratui.training.lora_metadata import sd_model_name
+    from loratui.lora.metadata import sd_model_name
 
     model = tmp_path / "models" / "anything-v5.safetensors"
     model.parent.mkdir()
@@ -670,7 +670,7 @@ def test_lora_info_loads_no_heavy_library(sd15_file: Path) -> None:
 
 def test_load_kohya_weights_restores_a_saved_network(sd15_file: Path, sd15_trained) -> None:
     from loratui.demo.sd_models import tiny_sd15_pipeline
-    from loratui.training.lora_file import load_kohya_weights
+    from loratui.lora.file import load_kohya_weights
 
     fresh = add_lora_adapters(tiny_sd15_pipeline(0), RANK, ALPHA)
     assert load_kohya_weights(fresh, sd15_file) == 192 + 12
@@ -681,7 +681,7 @@ def test_load_kohya_weights_restores_a_saved_network(sd15_file: Path, sd15_train
 
 def test_load_kohya_weights_refuses_another_rank_or_alpha(sd15_file: Path) -> None:
     from loratui.demo.sd_models import tiny_sd15_pipeline, tiny_sdxl_pipeline
-    from loratui.training.lora_file import load_kohya_weights
+    from loratui.lora.file import load_kohya_weights
 
     cases = [
         (add_lora_adapters(tiny_sd15_pipeline(0), 8, ALPHA), "another network_dim"),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from loratui.dataset.captions import caption_path, read_caption
-from loratui.dataset.images import dataset_pictures
+from loratui.dataset.image_scan import dataset_pictures
 from loratui.preview.score import (
     CellScore,
     Scorer,

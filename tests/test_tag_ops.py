@@ -14,17 +14,9 @@ from PIL import Image
 from loratui.config import Concept
 from loratui.dataset.caption_backup import backup_dir, take_snapshot
 from loratui.dataset.captions import read_caption
-from loratui.dataset.tag_ops import (
-    TagEdit,
-    delete_tags,
-    edit_tags,
-    history,
-    keep_tags,
-    plan_edit,
-    set_trigger,
-    tag_table,
-    undo,
-)
+from loratui.dataset.tag_edit_plan import TagEdit, plan_edit
+from loratui.dataset.tag_edits import delete_tags, edit_tags, history, keep_tags, set_trigger, undo
+from loratui.dataset.tag_table import tag_table
 from loratui.errors import LoratuiError
 from loratui.progress import Cancelled, CancelToken
 from loratui.project import Project, create_project

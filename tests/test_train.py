@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
+from job_events import job_events
 from test_data import SIZES_A, SIZES_B, make_project
 
 from loratui.cli import main
 from loratui.errors import LoratuiError
 from loratui.training.estimate import estimate
-from loratui.training.events import EventWriter, events_path, read_events
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def tiny_project(tmp_path: Path, base_model: Path, concepts: dict | None = None,
 
 
 def step_events(project) -> list[dict]:
-    return [e for e in read_events(events_path(project.logs_dir)) if e["type"] == "step"]
+    return [e for e in job_events(project) if e["type"] == "step"]
 
 
 def test_a_short_run_writes_kohya_checkpoints_and_the_estimated_steps(tmp_path: Path, tiny_sd15_dir: Path) -> None:
@@ -48,7 +48,7 @@ def test_a_short_run_writes_kohya_checkpoints_and_the_estimated_steps(tmp_path: 
     assert result.steps == plan.total_steps and not result.stopped
     names = sorted(p.name for p in project.output_dir.glob("*.safetensors"))
     assert names == ["project-000001.safetensors", "project-000002.safetensors", "project.safetensors"]
-    kinds = [e["type"] for e in read_events(events_path(project.logs_dir))]
+    kinds = [e["type"] for e in job_events(project)]
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("checkpoint") == 3
     assert all(math.isfinite(e["loss"]) and e["lr"] == pytest.approx(1e-3) for e in steps)
 
@@ -106,27 +106,24 @@ def test_nan_loss_stops_at_once_and_keeps_the_earlier_checkpoint(
     monkeypatch.setattr(loop._Run, "_forward", poisoned)
     with pytest.raises(TrainingFailed, match="loss became NaN at step 4: lower the learning rate"):
         loop.run_training(project, config)
-    events = read_events(events_path(project.logs_dir))
+    events = job_events(project)
     assert events[-1]["type"] == "error" and "NaN at step 4" in events[-1]["message"]
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3]
     assert sorted(p.name for p in project.output_dir.glob("*.safetensors")) == ["project-000001.safetensors"]
 
 
 def test_stop_file_then_resume_continues_the_same_run(tmp_path: Path, tiny_sd15_dir: Path) -> None:
-    from loratui.training.loop import run_training, stop_path
+    from loratui.jobs import events as ev
+    from loratui.jobs.runner import job
+    from loratui.training.loop import run_training
 
     project, config = tiny_project(tmp_path, tiny_sd15_dir, epochs=3, save_every_n_epochs=2)
 
-    class StopAtThree(EventWriter):
-        def step(self, **fields):
-            super().step(**fields)
-            if fields["step"] == 3:
-                stop_path(project).touch()
-
-    with StopAtThree(events_path(project.logs_dir)) as writer:
-        first = run_training(project, config, events=writer)
-    assert first.stopped and first.steps == 3 and not stop_path(project).exists()
-    events = read_events(events_path(project.logs_dir))
+    with job(project, "train") as handle:  # the run joins this job; a listener asks it to stop at step 3
+        handle.listen(lambda e: isinstance(e, ev.Step) and e.step == 3 and handle.stop_path.touch())
+        first = run_training(project, config)
+    assert first.stopped and first.steps == 3 and not handle.stop_path.exists()
+    events = job_events(project)
     assert events[-2] == {**events[-2], "type": "warning", "message": "stopped by request at step 3"}
     assert events[-1]["type"] == "done" and events[-1]["stopped"] is True
     assert (project.output_dir / "project-step00000003.safetensors").is_file()
@@ -204,7 +201,7 @@ def test_train_command_runs_and_summarises(tmp_path: Path, tiny_sd15_dir: Path, 
     out = capsys.readouterr().out
     assert "Done: 3/3 steps" in out and "output/project-000001.safetensors" in out
     assert "Next: loratui lora-info output/project.safetensors" in out
-    assert (project.state_dir / "job.json").is_file()
+    assert (project.state_dir / "jobs" / "training.json").is_file()
 
 
 def test_two_process_cpu_ddp_run_writes_once(tmp_path: Path, tiny_sd15_dir: Path) -> None:
@@ -220,9 +217,10 @@ def test_two_process_cpu_ddp_run_writes_once(tmp_path: Path, tiny_sd15_dir: Path
     done = subprocess.run([sys.executable, "-m", "loratui", "train", str(project.root), "--gpus", "2"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    events = read_events(events_path(project.logs_dir))
-    starts = [e for e in events if e["type"] == "start"]
-    assert len(starts) == 1 and starts[0]["processes"] == 2
+    events = job_events(project)
+    plans = [e for e in events if e["type"] == "plan"]
+    assert len(plans) == 1 and plans[0]["processes"] == 2
+    assert [e["type"] for e in events].count("start") == 1  # the launcher's job; the ranks attach to it
     plan = estimate(project, config, 2)
     assert plan.total_steps == 2  # 8 images, batch 2: 4 batches shared by 2 processes
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2]

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from job_events import job_events
 from test_train import step_events, tiny_project
 
 from loratui.cli import main
-from loratui.training.events import events_path, read_events
 
 
 @pytest.fixture(autouse=True)
@@ -100,11 +100,11 @@ def test_out_of_gpu_memory_is_one_line_with_the_knobs_and_keeps_checkpoints(
     assert "Traceback" not in err and last.startswith("loratui: ") and "ran out of memory at step 4" in last
     for knob in ("batch_size", "resolution", "gradient_checkpointing", "AdamW8bit", "cache_latents"):
         assert knob in last
-    events = read_events(events_path(project.logs_dir))
+    events = job_events(project)
     assert events[-1]["type"] == "error" and "out of memory" in events[-1]["message"]
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3]
     assert (project.output_dir / "project-000001.safetensors").is_file()
-    job = json.loads((project.state_dir / "job.json").read_text())
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
     assert job["status"] == "failed" and "out of memory" in job["message"]
 
 
@@ -140,7 +140,7 @@ def _wait_for_step(project, process: subprocess.Popen, timeout: float = 240.0) -
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"training ended before its first step: {process.communicate()}")
-        if events_path(project.logs_dir).exists() and step_events(project):
+        if step_events(project):
             return
         time.sleep(0.2)
     process.kill()
@@ -159,10 +159,10 @@ def test_ctrl_c_stops_after_the_step_with_a_state_that_resumes(tmp_path: Path, t
     steps = [e["step"] for e in step_events(project)]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400
     assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
-    job = json.loads((project.state_dir / "job.json").read_text())
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
     assert job["status"] == "stopped"
 
-    from loratui.training.train_state import read_position, state_folder
+    from loratui.training.run_position import read_position, state_folder
 
     assert read_position(state_folder(project.state_dir)).step == steps[-1]
 
@@ -179,21 +179,21 @@ def test_multi_gpu_launcher_holds_the_lock_and_turns_ctrl_c_into_a_clean_stop(
                                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     _wait_for_step(project, process, timeout=300)
-    job = json.loads((project.state_dir / "job.json").read_text())
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
     assert job["pid"] == process.pid and job["status"] == "running"  # the launcher, not a rank
     assert main(["train", str(project.root)]) == 2  # one job per project while the ranks run
     os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C: the ranks live in their own session
     out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err[-3000:]
     assert out.count("Stopped:") == 1
-    events = read_events(events_path(project.logs_dir))
+    events = job_events(project)
     steps = [e["step"] for e in events if e["type"] == "step"]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400
     assert events[-1]["type"] == "done" and events[-1]["stopped"] is True
     assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
-    job = json.loads((project.state_dir / "job.json").read_text())
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
     assert job["status"] == "stopped" and job["pid"] == process.pid
-    assert not (project.state_dir / "stop").exists()
+    assert not (project.state_dir / "jobs" / "training.stop").exists()
 
 
 def test_multi_gpu_bad_input_fails_once_before_launching(
@@ -205,4 +205,4 @@ def test_multi_gpu_bad_input_fails_once_before_launching(
     assert main(["train", str(project.root), "--gpus", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere.safetensors" in err[0]
-    assert not (project.state_dir / "job.json").exists()  # refused before the launch took the job slot
+    assert not (project.state_dir / "jobs" / "training.json").exists()  # refused before the launch took the job slot

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from loratui.commands.common import add_project_dir
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -18,8 +21,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "then runs the whole workflow, one loratui command per stage: check, prepare, tag, delete the tags the "
         "trigger word should carry, set the trigger, estimate, train, preview grid, install.",
     )
-    demo.add_argument("dir", nargs="?", type=Path, default=Path("loratui-demo"), metavar="DIR",
-                      help="where to build it (default: ./loratui-demo)")
+    add_project_dir(demo, optional=True, default=Path("loratui-demo"),
+                    help="where to build it (default: ./loratui-demo)")
     demo.add_argument("--headless", action="store_true",
                       help="run every stage with no UI and print what it made (a few minutes on a CPU)")
     demo.set_defaults(run=run_demo)
@@ -27,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     if args.headless:
-        return _run_headless(args.dir)
+        return _run_headless(args.dir, args.dispatch)
     from loratui.demo.build import build_demo_project
 
     started = time.monotonic()
@@ -46,12 +49,13 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_headless(root: Path) -> int:
+def _run_headless(root: Path, dispatch: Callable[[list[str]], int]) -> int:
+    """``dispatch`` runs one loratui command line (the CLI puts its own ``main`` on the parsed arguments)."""
     from loratui.demo.headless import run_headless, summary
 
     print(f"loratui demo --headless: the whole workflow in {root}, on made-up pictures and tiny models (the "
           "pictures it makes mean nothing; the files are real)")
-    run = run_headless(root)
+    run = run_headless(root, run_command=dispatch)
     print("\n".join(summary(run)))
     failed = next((stage for stage in run.stages if stage.code != 0), None)
     return 0 if failed is None else (failed.code or 2)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from loratui.commands.common import add_project_dir, open_project
+from loratui.durations import format_duration
 
 if TYPE_CHECKING:
     from loratui.training.estimate import Estimate
@@ -24,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "which epoch counts land in range. The time comes from your last run on this GPU, model family and "
         "resolution.",
     )
-    estimate.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(estimate)
     estimate.add_argument("--family", metavar="F",
                           help="model family: sd15, sd2, sd2-v or sdxl (default: the project's preset family, "
                           "else sd15); picks the speed history entry")
@@ -37,12 +39,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_estimate(args: argparse.Namespace) -> int:
     from loratui.errors import LoratuiError
-    from loratui.project import Project
     from loratui.training.estimate import estimate
 
     if args.gpus is not None and args.gpus < 1:
         raise LoratuiError(f"--gpus {args.gpus}: use 1 or more")
-    project = Project.open(args.dir)
+    project = open_project(args)
     result = estimate(project, project.load(), args.gpus, family=args.family, gpu_name=args.gpu_name)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -100,7 +101,8 @@ def _steps_panel(result: Estimate) -> list[str]:
     shown = [str(c.epoch) for c in result.checkpoints]
     epochs = ", ".join(shown) if len(shown) <= 6 else f"{', '.join(shown[:3])}, \u2026, {', '.join(shown[-2:])}"
     rows.append(("checkpoints", _number(len(result.checkpoints)), f"after epoch {epochs}"))
-    rows.append(("time", _duration(result.seconds) if result.seconds is not None else "", result.time_basis))
+    duration = "" if result.seconds is None else f"~{format_duration(result.seconds)}"  # an estimate, hence ~
+    rows.append(("time", duration, result.time_basis))
     return [f"  {label:<{LABEL_WIDTH}}{value:>{VALUE_WIDTH}}{'  ' + note if note else ''}".rstrip()
             for label, value, note in rows]
 
@@ -118,13 +120,3 @@ def _number(value: float) -> str:
     if value != int(value):
         return f"{value:,.1f}".replace(",", " ")
     return f"{int(value):,}".replace(",", " ")
-
-
-def _duration(seconds: float) -> str:
-    """~21 min, ~2 h 05 min, ~40 s."""
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    if minutes < 120:
-        return f"~{minutes} min"
-    return f"~{minutes // 60} h {minutes % 60:02d} min"

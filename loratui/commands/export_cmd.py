@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from loratui.commands.common import add_project_dir, open_project
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
@@ -17,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "resolved (mixed precision bf16, keep_tokens from the trigger words); what sd-scripts cannot express "
         "(previews) is left out. Prints the file and the exact launch line.",
     )
-    export.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(export)
     export.add_argument("--output", type=Path, metavar="FILE",
                         help="where to write it (default: DIR/kohya-config.toml; a folder gets that name inside)")
     export.add_argument("--family", metavar="F",
@@ -28,10 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from loratui.project import Project
     from loratui.training.kohya_export import write_kohya_config
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     result = write_kohya_config(project, project.load(), args.output, family=args.family,
                                 allow_pickle=args.allow_pickle)
     print(f"Wrote {result.config_file}  (family {result.family}, {result.family_from})")

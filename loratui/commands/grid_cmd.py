@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loratui.commands.common import add_project_dir, open_project
+
 if TYPE_CHECKING:
     from loratui.config import Config
     from loratui.preview.grid import GridResult
@@ -28,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "preview/grid-<time>.png (rows: checkpoints, columns: weights) and preview/grid.json. Cells are cached: "
         "adding a weight renders only the new column. Flags change this run only, not loratui.toml.",
     )
-    grid.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(grid)
     grid.add_argument("--checkpoints", nargs="+", metavar="C",
                       help="only these checkpoints: epoch numbers (2 4), final, or .safetensors files")
     grid.add_argument("--weights", metavar="W,W,...", help="LoRA weights, one column each (default: "
@@ -56,7 +58,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_grid_command(args: argparse.Namespace) -> int:
     from loratui.errors import LoratuiError
     from loratui.preview.grid_plan import plan_grid
-    from loratui.project import Project
 
     if args.detach and (args.text or args.json):
         flag = "--text" if args.text else "--json"
@@ -64,13 +65,15 @@ def run_grid_command(args: argparse.Namespace) -> int:
                            f"`loratui grid {args.dir} --text` once the job is done")
     if args.text and args.json:
         raise LoratuiError("--text and --json: choose one")
-    project = Project.open(args.dir)
+    project = open_project(args)
     if args.pick is not None:
         return _pick(project, args)
     config = project.load()
     options = grid_options(args)
     plan_grid(project, config, options)  # every bad option or missing file is refused here, before any job starts
-    argv = job_argv(args)
+    from loratui.jobs.command import command_line, options_from_args
+
+    argv = command_line(args.dir, options_from_args("grid", args))
     if args.detach:
         from loratui.commands.jobs_cmd import detach
 
@@ -131,39 +134,17 @@ def grid_options(args: argparse.Namespace) -> GridOptions:
     return options
 
 
-def job_argv(args: argparse.Namespace) -> list[str]:
-    """The same command without --detach and with DIR made absolute (what a detached job runs)."""
-    argv = ["grid", str(Path(args.dir).resolve())]
-    if args.checkpoints:
-        argv += ["--checkpoints", *[str(_absolute_if_file(c)) for c in args.checkpoints]]
-    for flag in ("weights", "prompt", "negative_prompt", "seed", "steps", "sampler", "size"):
-        value = getattr(args, flag)
-        if value is not None:
-            argv.append(f"--{flag.replace('_', '-')}={value}")
-    argv += ["--no-score"] if args.no_score else []
-    return argv
-
-
-def _absolute_if_file(item: str) -> str:
-    """A checkpoint given as a path relative to here must still point at it from the job's folder."""
-    path = Path(item).expanduser()
-    return str(path.resolve()) if path.is_file() else item
-
-
 def _render(project: Project, config: Config, options: GridOptions, argv: list[str]) -> GridResult:
     from loratui.commands.progress_view import ProgressBar
+    from loratui.jobs.runner import job
     from loratui.preview.grid import run_grid
-    from loratui.training.jobs import job_lock
 
-    with job_lock(project, "grid", argv) as job:
+    with job(project, "grid", argv):
         bar = ProgressBar()
         try:
-            result = run_grid(project, config, options, progress=job.progress(bar),
-                              cancel=job.cancel_token(), events=job.events())
+            return run_grid(project, config, options, progress=bar)
         finally:
             bar.close()
-        job.done(**run_facts(result))
-    return result
 
 
 def run_facts(result: GridResult) -> dict[str, object]:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from loratui.commands.common import add_project_dir, open_project
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     install = commands.add_parser(
@@ -18,7 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(preview/grid.json); else the preview's suggestion; else the run's final file. An existing file is "
         "replaced only with --force.",
     )
-    install.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(install)
     install.add_argument("--to", type=Path, metavar="LORA_DIR",
                          help="the Lora folder, e.g. ~/stable-diffusion-webui/models/Lora or ~/ComfyUI/models/loras")
     install.add_argument("--checkpoint", metavar="FILE",
@@ -35,11 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_install(args: argparse.Namespace) -> int:
     from loratui.errors import LoratuiError
+    from loratui.lora.read import read_lora
     from loratui.preview.install import card_for, choose_checkpoint, human_size, install_lora
-    from loratui.project import Project
-    from loratui.training.lora_read import read_lora
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     if args.to is None:
         raise LoratuiError(_missing_to())
@@ -48,7 +49,7 @@ def run_install(args: argparse.Namespace) -> int:
     name = args.name or project.output_name(config)
     card = None if args.no_card else card_for(project, config, read_lora(choice.checkpoint), weight, choice.prompt,
                                               choice.negative_prompt)
-    result = install_lora(choice.checkpoint, args.to, name, card=card, force=args.force)
+    result = install_lora(choice.checkpoint, args.to, name, card=card, force=args.force, project=project)
     name = result.path.stem
     trigger = card.activation_text if card else ", ".join(c.trigger for c in config.concepts if c.trigger)
     source = _shown(choice.checkpoint, project.root)

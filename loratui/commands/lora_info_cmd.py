@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_lora_info(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from loratui.training.lora_read import read_lora
+    from loratui.lora.read import read_lora
 
     info = read_lora(Path(args.file))
     if args.json:

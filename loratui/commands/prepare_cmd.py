@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loratui.commands.common import add_project_dir, open_project, rel_path
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     scan = commands.add_parser(
@@ -17,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "which are too small for the training resolution (below 2x is warned, below 1x will be enlarged), "
         "near-duplicate groups, unreadable files with the reason, and advice.",
     )
-    scan.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(scan)
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
     scan.set_defaults(run=run_scan)
 
@@ -28,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "and resolution from loratui.toml), and bring along captions (.txt/.caption) found beside them. Only what "
         "changed is redone. Source pictures are never modified.",
     )
-    prepare.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(prepare)
     prepare.add_argument("--force", action="store_true", help="redo every picture, even unchanged ones")
     prepare.add_argument("--json", action="store_true", help="print the result as JSON")
     prepare.add_argument("--detach", action="store_true",
@@ -43,37 +45,34 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_prepare(args: argparse.Namespace) -> int:
     from loratui.commands.progress_view import ProgressBar, print_outcome
     from loratui.dataset.prepare import check_sources, prepare_project
-    from loratui.project import Project
-    from loratui.training.jobs import job_lock
+    from loratui.jobs.command import command_line, options_from_args
+    from loratui.jobs.runner import job
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     check_sources(project, config)
-    argv = ["prepare", str(Path(args.dir).resolve()), *(["--force"] if args.force else []),
-            *(["--json"] if args.json else [])]
+    argv = command_line(args.dir, options_from_args("prepare", args))
     if args.detach:
         from loratui.commands.jobs_cmd import detach
 
         return detach(args.dir, "prepare", argv)
-    with job_lock(project, "prepare", argv) as job:
+    with job(project, "prepare", argv):
         if not args.json:
             _print_plan(project, config)
         bar = ProgressBar()
         try:
-            result = prepare_project(project, force=args.force, progress=job.progress(bar),
-                                     cancel=job.cancel_token())
+            result = prepare_project(project, force=args.force, progress=bar)
         finally:
             bar.close()
-        job.done(prepared=result.outcome.done, unchanged=result.outcome.unchanged,
-                 skipped=len(result.outcome.skipped), warnings=len(result.outcome.warnings))
     if args.json:
         print(json.dumps(_result_json(result, project.root), ensure_ascii=False, indent=2))
         return 0
     print_outcome(result.outcome, "prepared")
     for old, new in result.renamed:
-        print(f"Renamed {_rel(old, project.root)} -> {_rel(new, project.root)} (repeats changed; captions kept)")
+        print(f"Renamed {rel_path(old, project.root)} -> {rel_path(new, project.root)} (repeats changed; captions "
+              "kept)")
     if result.removed:
-        where = f" (their captions moved to {_rel(result.moved_captions[0].parent.parent, project.root)})" \
+        where = f" (their captions moved to {rel_path(result.moved_captions[0].parent.parent, project.root)})" \
             if result.moved_captions else ""
         print(f"Removed {len(result.removed)} prepared picture{'s' if len(result.removed) != 1 else ''} whose "
               f"source is gone or excluded{where}")
@@ -82,7 +81,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         folder = project.concept_dir(concept)
         images = [image for image in result.images if image.concept == concept.name]
         captioned = sum(1 for image in images if image.output.with_suffix(".txt").is_file())
-        print(f"Dataset {_rel(folder, project.root)}: {len(images)} picture{'s' if len(images) != 1 else ''}, "
+        print(f"Dataset {rel_path(folder, project.root)}: {len(images)} picture{'s' if len(images) != 1 else ''}, "
               f"{captioned} with captions")
     if result.images:
         untagged = sum(1 for image in result.images if not image.output.with_suffix(".txt").is_file())
@@ -95,7 +94,7 @@ def _print_plan(project, config) -> None:
     mode = {"focal": "focal crop (faces and detail)", "center": "centre crop",
             "none": "no crop (aspect-ratio buckets)"}[dataset.crop]
     for concept in config.concepts:
-        print(f"Preparing {concept.name}: {concept.source} -> {_rel(project.concept_dir(concept), project.root)}"
+        print(f"Preparing {concept.name}: {concept.source} -> {rel_path(project.concept_dir(concept), project.root)}"
               f"  ({mode}, {dataset.resolution} px)", file=sys.stderr)
 
 
@@ -128,7 +127,7 @@ def _result_json(result, root: Path) -> dict[str, Any]:
                 "concept": image.concept,
                 "source": str(image.source),
                 "relpath": image.relpath,
-                "output": _rel(image.output, root),
+                "output": rel_path(image.output, root),
                 "source_size": list(image.source_size),
                 "box": list(image.box),
                 "size": list(image.size),
@@ -140,9 +139,9 @@ def _result_json(result, root: Path) -> dict[str, Any]:
             }
             for image in result.images
         ],
-        "removed": [_rel(path, root) for path in result.removed],
-        "moved_captions": [_rel(path, root) for path in result.moved_captions],
-        "renamed": [[_rel(old, root), _rel(new, root)] for old, new in result.renamed],
+        "removed": [rel_path(path, root) for path in result.removed],
+        "moved_captions": [rel_path(path, root) for path in result.moved_captions],
+        "renamed": [[rel_path(old, root), rel_path(new, root)] for old, new in result.renamed],
         "duplicate_groups": [[image.relpath for image in group] for group in result.duplicate_groups],
     }
 
@@ -152,11 +151,10 @@ def _result_json(result, root: Path) -> dict[str, Any]:
 
 def run_scan(args: argparse.Namespace) -> int:
     from loratui.commands.progress_view import ProgressBar
-    from loratui.dataset.images import inspect_source
+    from loratui.dataset.image_inspect import inspect_source
     from loratui.dataset.prepare import check_sources
-    from loratui.project import Project
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     check_sources(project, config)
     reports = []
@@ -183,7 +181,7 @@ _MARKS = {"ok": "[ok]", "warn": "[!] ", "info": "[i] "}
 
 
 def _print_report(concept, project, report) -> None:
-    from loratui.dataset.images import group_label
+    from loratui.dataset.image_inspect import group_label
 
     source = project.source_dir(concept)
     excluded = f", {len(report.excluded)} excluded" if report.excluded else ""
@@ -214,7 +212,7 @@ def _print_report(concept, project, report) -> None:
     if report.broken:
         print(f"  unreadable   {len(report.broken)} (skipped by prepare)")
         for note in report.broken:
-            print(f"      {_rel(note.path, source)}: {note.message}")
+            print(f"      {rel_path(note.path, source)}: {note.message}")
     else:
         print("  unreadable   none")
     if report.excluded:
@@ -250,10 +248,3 @@ def _report_json(concept, project, report) -> dict[str, Any]:
         "duplicate_groups": [[image.entry.relpath for image in group] for group in report.duplicate_groups],
         "advice": [{"level": advice.level, "message": advice.message} for advice in report.advice],
     }
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

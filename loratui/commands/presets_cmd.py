@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from loratui.commands.common import add_project_dir, open_project
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run_show)
     save = actions.add_parser("save", help="save a project's settings as a preset of yours")
     save.add_argument("name", metavar="NAME", help="letters, digits, - and _")
-    save.add_argument("dir", type=Path, metavar="DIR", help="the project whose settings to save")
+    add_project_dir(save, help="the project whose settings to save")
     save.add_argument("--description", metavar="TEXT", help="one line saying what the preset is for")
     save.add_argument("--force", action="store_true", help="replace a preset of yours with the same name")
     save.set_defaults(run=run_save)
@@ -55,9 +56,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_save(args: argparse.Namespace) -> int:
     from loratui.presets import save_preset
-    from loratui.project import Project
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     description = args.description or f"Saved from {project.root.resolve().name}"
     path = save_preset(args.name, config, description, force=args.force)

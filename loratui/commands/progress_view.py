@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TextIO
 
+from loratui.durations import format_duration
 from loratui.progress import Outcome, Progress
 
 
@@ -41,7 +42,7 @@ class ProgressBar:
         elapsed = now - self.started
         eta = ""
         if 0 < progress.done < progress.total and elapsed > 1:
-            eta = f" ETA {_seconds(elapsed * (progress.total - progress.done) / progress.done)}"
+            eta = f" ETA {format_duration(elapsed * (progress.total - progress.done) / progress.done)}"
         item = progress.item[-30:]
         line = f"{progress.stage} [{bar}] {progress.done}/{progress.total}{eta} {item}"
         self.stream.write("\r" + line[:119].ljust(119 if self.drawn else 0))
@@ -53,11 +54,6 @@ class ProgressBar:
         if self.tty and self.drawn:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _seconds(value: float) -> str:
-    value = int(value)
-    return f"{value // 60}m{value % 60:02d}s" if value >= 60 else f"{value}s"
 
 
 def print_outcome(outcome: Outcome, done_label: str, stream: TextIO | None = None) -> None:

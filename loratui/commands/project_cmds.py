@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from loratui.commands.common import add_project_dir
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     new = commands.add_parser(
@@ -15,7 +17,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Create a project: DIR gets loratui.toml, dataset/, output/, preview/, logs/. "
         "Your pictures stay where they are; loratui never changes them.",
     )
-    new.add_argument("dir", type=Path, metavar="DIR", help="the project folder (created if missing)")
+    add_project_dir(new, help="the project folder (created if missing)")
     new.add_argument("--source", type=Path, required=True, metavar="SRC", help="the folder of your pictures")
     new.add_argument("--concept", required=True, metavar="NAME",
                      help="what you train, e.g. RishiNaruto (becomes dataset/5_RishiNaruto)")
@@ -34,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "MESSAGE; the exit status is 2 when there is any. Warnings (on stderr, starting with `warning:`) are worth "
         "a look but do not change the exit status.",
     )
-    check.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(run=run_check)
 

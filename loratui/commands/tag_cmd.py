@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from loratui.commands.common import add_project_dir, open_project
 
 if TYPE_CHECKING:
     from loratui.config import Concept, Config
     from loratui.dataset.tagger import TagRun
     from loratui.project import Project
-    from loratui.training.jobs import JobHandle
 
 # CLI flag -> tagging setting it overrides for one run (the project file keeps its own value).
 OVERRIDES = {
@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run only; --trigger is saved. Captions that get rewritten are backed up first: "
         "`loratui tags DIR --undo` puts them back.",
     )
-    tag.add_argument("dir", nargs="?", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(tag, optional=True)
     tag.add_argument("--model", metavar="M",
                      help="hub id (e.g. SmilingWolf/wd-swinv2-tagger-v3) or a folder with model.onnx and "
                      "selected_tags.csv")
@@ -71,20 +71,22 @@ def run_tag(args: argparse.Namespace) -> int:
         raise LoratuiError("give the project folder: loratui tag DIR (or `loratui tag --list-models`)")
 
     from loratui.commands.progress_view import print_outcome
-    from loratui.project import Project
-    from loratui.training.jobs import job_lock
+    from loratui.jobs.command import command_line, options_from_args
+    from loratui.jobs.runner import job
 
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     _apply_overrides(config, args)
     concepts = _chosen_concepts(config, args)
-    argv = _job_argv(args)
+    if args.trigger is not None:
+        _stored_with_trigger(project, concepts[0].name, args.trigger)  # a bad trigger word is refused here
+    argv = command_line(args.dir, options_from_args("tag", args))
     if args.detach:
         from loratui.commands.jobs_cmd import detach
 
         return detach(args.dir, "tag", argv)
-    with job_lock(project, "tag", argv) as job:
-        run = _tag(project, config, concepts, args, job)
+    with job(project, "tag", argv):  # the trigger is saved inside the same job as the captions it goes with
+        run = _tag(project, config, concepts, args)
     print_outcome(run.outcome, "captions written")
     if not run.tagged and not run.outcome.skipped:
         print(f"Nothing to tag: every picture has a caption and merge is {config.tagging.merge!r}; "
@@ -103,40 +105,30 @@ def run_tag(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tag(project: Project, config: Config, concepts: list[Concept], args: argparse.Namespace, job: JobHandle) -> TagRun:
+def _tag(project: Project, config: Config, concepts: list[Concept], args: argparse.Namespace) -> TagRun:
     from loratui.commands.progress_view import ProgressBar
     from loratui.dataset.tagger import tag_dataset
 
-    stored_with_trigger = None
     if args.trigger is not None:
-        stored_with_trigger = _change_trigger(project, config, concepts[0], args.trigger)
+        _change_trigger(project, config, concepts[0], args.trigger)
     bar = ProgressBar()
     try:
-        run = tag_dataset(project, config, concepts=concepts, progress=job.progress(bar), cancel=job.cancel_token())
+        run = tag_dataset(project, config, concepts=concepts, progress=bar)
     finally:
         bar.close()
         # Saved after the run's caption snapshot (which holds loratui.toml as it was), so `tags --undo` puts the
         # old trigger back along with the old captions; saved even after a cancel, to match what was written.
-        if stored_with_trigger is not None:
-            project.save(stored_with_trigger)
-    job.done(tagged=run.tagged, skipped=len(run.outcome.skipped), warnings=len(run.outcome.warnings))
+        # Only the trigger changes: an edit made to loratui.toml during the run stays.
+        if args.trigger is not None:
+            name, trigger = concepts[0].name, args.trigger
+            project.update(lambda stored: _set_trigger(stored, name, trigger))
     return run
 
 
-def _job_argv(args: argparse.Namespace) -> list[str]:
-    """The same `loratui tag` command without --detach, with DIR made absolute (what job.json records)."""
-    argv = ["tag", str(Path(args.dir).resolve())]
-    for flag in OVERRIDES:
-        value = getattr(args, flag)
-        option = "--" + flag.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(option if value else "--no-" + option[2:])
-        elif value is not None:
-            argv += [option, str(value)]
-    for flag in ("trigger", "concept"):
-        if getattr(args, flag) is not None:
-            argv += [f"--{flag}", getattr(args, flag)]
-    return argv
+def _set_trigger(config: Config, concept_name: str, trigger: str) -> None:
+    for concept in config.concepts:
+        if concept.name == concept_name:
+            concept.trigger = trigger
 
 
 def _apply_overrides(config: Config, args: argparse.Namespace) -> None:
@@ -169,24 +161,21 @@ def _chosen_concepts(config: Config, args: argparse.Namespace) -> list[Concept]:
     return list(config.concepts)
 
 
-def _change_trigger(project: Project, config: Config, concept: Concept, trigger: str) -> Config:
-    """Use the new trigger in this run (dropping the old one from captions, which append would otherwise keep);
-    return the settings to save once the run is over."""
+def _change_trigger(project: Project, config: Config, concept: Concept, trigger: str) -> None:
+    """Use the new trigger in this run (dropping the old one from captions, which append would otherwise keep)."""
     from loratui.dataset.captions import split_tags, tag_key
 
     previous = concept.trigger
-    stored = _stored_with_trigger(project, concept.name, trigger)
     concept.trigger = trigger
     kept = {tag_key(t) for t in split_tags(trigger)}
     stale = [t for t in split_tags(previous) if tag_key(t) not in kept]
     config.tagging.deleted_tags = [*config.tagging.deleted_tags, *stale]
     was = f"was {previous!r}; " if previous and previous != trigger else ""
     print(f"Trigger of {concept.name}: {trigger!r} ({was}saved in {project.config_path.name})")
-    return stored
 
 
 def _stored_with_trigger(project: Project, concept_name: str, trigger: str) -> Config:
-    """loratui.toml as it is on disk with the new trigger (so the run's other overrides stay out of the file)."""
+    """loratui.toml as it is on disk with the new trigger, checked (so a bad word is refused before the run)."""
     from loratui.config_io import dump_config, parse_config
     from loratui.errors import LoratuiError
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from loratui.commands.common import add_project_dir, open_project
 
 if TYPE_CHECKING:
     from loratui.config import Config
-    from loratui.dataset.tag_ops import EditResult, TagRow, TagTable
+    from loratui.dataset.tag_edits import EditResult
+    from loratui.dataset.tag_table import TagRow, TagTable
     from loratui.project import Project
 
 DESCRIPTION = """\
@@ -49,7 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tags.add_argument("dir", type=Path, metavar="DIR", help="the project folder")
+    add_project_dir(tags)
     tags.add_argument("--list", action="store_true",
                       help="show the tag list (the default without an action; after one, shows the result)")
     tags.add_argument("--sort", choices=("count", "name"), default="count", help="list order (default: count)")
@@ -76,7 +78,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_tags(args: argparse.Namespace) -> int:
     from loratui.errors import LoratuiError
-    from loratui.project import Project
 
     if not 0 <= args.min_share <= 100:
         raise LoratuiError(f"--min-share: {args.min_share:g} is not a share of the pictures: give 0 to 100")
@@ -86,7 +87,7 @@ def run_tags(args: argparse.Namespace) -> int:
     if args.concept and acting and args.trigger is None:
         raise LoratuiError("--concept goes with --trigger (or the list): deleted tags are one list for every "
                            "concept, so --delete and --keep always apply to all")
-    project = Project.open(args.dir)
+    project = open_project(args)
     config = project.load()
     if args.undo:
         return _undo(args, project)
@@ -130,7 +131,7 @@ def _progress() -> _BigWorkBar:
 
 def _list(args: argparse.Namespace, project: Project, config: Config) -> dict | None:
     """Print the tag table, or with --json return it as a dict."""
-    from loratui.dataset.tag_ops import no_pictures_error, tag_table
+    from loratui.dataset.tag_table import no_pictures_error, tag_table
 
     bar = _progress()
     try:
@@ -239,7 +240,8 @@ def _table_json(table: TagTable, rows: list[TagRow]) -> dict:
 def _edit(args: argparse.Namespace, project: Project, config: Config) -> dict | None:
     """Write one step of edits and print what it did, or with --json return that as a dict."""
     from loratui.commands.progress_view import print_outcome
-    from loratui.dataset.tag_ops import TagEdit, edit_tags
+    from loratui.dataset.tag_edit_plan import TagEdit
+    from loratui.dataset.tag_edits import edit_tags
 
     edit = TagEdit(delete=args.delete, keep=args.keep, trigger=args.trigger, concept=args.concept)
     bar = _progress()
@@ -289,7 +291,7 @@ def _edit_json(result: EditResult) -> dict:
 
 
 def _undo(args: argparse.Namespace, project: Project) -> int:
-    from loratui.dataset.tag_ops import undo
+    from loratui.dataset.tag_edits import undo
 
     restored = undo(project)
     if args.json:

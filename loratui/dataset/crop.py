@@ -18,7 +18,7 @@ from PIL import Image
 
 from loratui.config import DatasetSettings
 from loratui.dataset.focal import ALL_DETECTORS, ANALYSIS_SIDE, Detectors, Focus, find_focus
-from loratui.dataset.images import LoadedImage, UnreadableImage, load_image, probe_image
+from loratui.dataset.image_open import LoadedImage, UnreadableImage, load_image, probe_image
 
 Box = tuple[int, int, int, int]
 

@@ -27,18 +27,10 @@ from typing import Any
 from loratui.config import Concept, Config, DatasetSettings
 from loratui.dataset import captions
 from loratui.dataset.crop import Box, CropPlan, plan_picture
-from loratui.dataset.images import (
-    GOOD_SCALE,
-    IMAGE_SUFFIXES,
-    SourceEntry,
-    UnreadableImage,
-    duplicate_groups,
-    natural_key,
-    perceptual_hash,
-    scan_source,
-    unsupported_pictures,
-    usable_side,
-)
+from loratui.dataset.image_inspect import GOOD_SCALE, usable_side
+from loratui.dataset.image_open import UnreadableImage
+from loratui.dataset.image_scan import IMAGE_SUFFIXES, SourceEntry, natural_key, scan_source, unsupported_pictures
+from loratui.dataset.near_duplicates import duplicate_groups, perceptual_hash
 from loratui.errors import LoratuiError
 from loratui.fsutil import atomic_write_bytes, atomic_write_text
 from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
@@ -243,12 +235,27 @@ def prepare_project(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> PrepareResult:
-    """Bring ``dataset/`` up to date with the sources and settings of every concept; see the module docstring.
+    """Bring ``dataset/`` up to date with the sources and settings of every concept, as a ``prepare`` job on the
+    dataset (joining the caller's); see the module docstring.
 
     ``force`` redoes every picture. ``workers`` processes share the pictures (default: one per core, at most 8).
-    Raises LoratuiError for a missing source folder (before anything is touched) and Cancelled when cancelled
-    (everything finished by then is kept and recorded).
+    Raises LoratuiError for a missing source folder (before anything is touched) and Cancelled when cancelled or
+    asked to stop (everything finished by then is kept and recorded).
     """
+    from loratui.jobs.runner import job
+
+    check_sources(project, project.load())
+    with job(project, "prepare") as handle:
+        result = _prepare_all(project, force, workers, handle.progress(progress),
+                              handle.cancel_token(linked=cancel))
+        outcome = result.outcome
+        handle.done(result=project.dataset_dir, prepared=outcome.done, unchanged=outcome.unchanged,
+                    skipped=len(outcome.skipped), warnings=len(outcome.warnings))
+        return result
+
+
+def _prepare_all(project: Project, force: bool, workers: int | None, progress: ProgressCallback,
+                 cancel: CancelToken) -> PrepareResult:
     config = project.load()
     check_sources(project, config)
     outcome = Outcome()

@@ -18,7 +18,7 @@ import numpy as np
 
 from loratui.config import Concept, Config, TaggingSettings
 from loratui.dataset import caption_backup, captions
-from loratui.dataset.images import dataset_pictures
+from loratui.dataset.image_scan import dataset_pictures
 from loratui.dataset.tagger_input import default_workers, preprocess_files
 from loratui.dataset.tagger_models import ModelFiles, resolve_model
 from loratui.errors import LoratuiError
@@ -415,9 +415,21 @@ def tag_dataset(
     cancel: CancelToken | None = None,
 ) -> TagRun:
     """Tag every prepared picture of ``concepts`` (all by default) and write its caption per ``config.tagging``:
-    merge with the caption it has, drop deleted tags, put the concept's trigger first. Captions that would be
-    rewritten are snapshotted once first (``loratui tags DIR --undo``); each caption is saved as soon as its batch
-    is scored, so a cancel or a crash keeps the work done."""
+    merge with the caption it has, drop deleted tags, put the concept's trigger first. Runs as a ``tag`` job on the
+    dataset (joining the caller's). Captions that would be rewritten are snapshotted once first (``loratui tags
+    DIR --undo``); each caption is saved as soon as its batch is scored, so a cancel or a crash keeps the work
+    done."""
+    from loratui.jobs.runner import job
+
+    with job(project, "tag") as handle:
+        run = _tag_dataset(project, config, concepts, tagger, handle.progress(progress),
+                           handle.cancel_token(linked=cancel))
+        handle.done(tagged=run.tagged, skipped=len(run.outcome.skipped), warnings=len(run.outcome.warnings))
+        return run
+
+
+def _tag_dataset(project: Project, config: Config, concepts: list[Concept] | None, tagger: Tagger | None,
+                 progress: ProgressCallback, cancel: CancelToken) -> TagRun:
     settings = config.tagging
     concepts = list(config.concepts if concepts is None else concepts)
     if not concepts:

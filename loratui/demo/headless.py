@@ -1,8 +1,8 @@
 """`loratui demo --headless`: the whole workflow on the demo project with no UI, stage by stage.
 
-Each stage runs the very `loratui` subcommand a user would type (in this process, through ``cli.main``), after
-printing it, so the run doubles as a walk-through of the CLI: build → check → prepare → tag → delete the tags the
-trigger word should carry → set the trigger → estimate → train → preview grid → install.
+Each stage runs the very `loratui` subcommand a user would type (in this process, through the command runner
+the CLI hands in), after printing it, so the run doubles as a walk-through of the CLI: build → check → prepare →
+tag → delete the tags the trigger word should carry → set the trigger → estimate → train → preview grid → install.
 """
 
 from __future__ import annotations
@@ -44,14 +44,12 @@ class HeadlessRun:
         return bool(self.stages) and all(stage.code == 0 for stage in self.stages)
 
 
-def run_headless(root: Path, *, out: TextIO = sys.stdout,
-                 run_command: Callable[[list[str]], int] | None = None) -> HeadlessRun:
-    """Build the demo in ``root`` and run every stage; stops at the first stage that fails (its own one-line
-    message is already printed) and returns what ran."""
-    from loratui.cli import main
+def run_headless(root: Path, *, run_command: Callable[[list[str]], int], out: TextIO = sys.stdout) -> HeadlessRun:
+    """Build the demo in ``root`` and run every stage through ``run_command`` (the CLI's own dispatcher: argv in,
+    exit status out); stops at the first stage that fails (its own one-line message is already printed) and
+    returns what ran."""
     from loratui.demo.build import TRIGGER, build_demo_project
 
-    run_command = run_command or main
     root = Path(root)
     run = HeadlessRun(root)
     started = time.monotonic()
@@ -103,7 +101,7 @@ def run_headless(root: Path, *, out: TextIO = sys.stdout,
 
 def _feature_tags(root: Path) -> list[str]:
     """The demo's feature tags the tagger found (by the spelling the captions use)."""
-    from loratui.dataset.tag_ops import tag_table
+    from loratui.dataset.tag_table import tag_table
     from loratui.project import Project
 
     project = Project.open(root)
@@ -131,9 +129,9 @@ def summary(run: HeadlessRun) -> list[str]:
 
 def made_files(root: Path) -> list[str]:
     """One line per kind of output, with the path relative to ``root``."""
+    from loratui.lora.paths import list_checkpoints
     from loratui.preview.grid_file import read_grid
     from loratui.project import Project
-    from loratui.training.lora_paths import list_checkpoints
 
     project = Project.open(root)
     config = project.load()
@@ -154,7 +152,7 @@ def made_files(root: Path) -> list[str]:
         card = lora.with_suffix(".json")
         lines.append(f"{_rel(lora, root)}  + {card.name} (the A1111 Lora card)" if card.is_file()
                      else _rel(lora, root))
-    lines.append(f"{_rel(project.logs_dir, root)}/events.jsonl  every event of every job")
+    lines.append(f"{_rel(project.logs_dir, root)}/events/  one events file per job (JOB-ID.jsonl)")
     return lines
 
 

@@ -22,7 +22,8 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
-from loratui.demo.tokenizer import EOS_TOKEN, MODEL_MAX_LENGTH, SDXL_TOKENIZER_2_PAD_TOKEN, write_clip_tokenizer
+from loratui.demo.tokenizer import write_clip_tokenizer
+from loratui.training.clip_tokenizer import EOS_TOKEN, MODEL_MAX_LENGTH, OPENCLIP_PAD_TOKEN
 
 SD15_VAE_SCALING_FACTOR = 0.18215
 SDXL_VAE_SCALING_FACTOR = 0.13025
@@ -196,7 +197,7 @@ def tiny_sd15_pipeline(seed: int = 0) -> StableDiffusionPipeline:
 def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
     """An in-memory tiny SDXL pipeline with random weights drawn from `seed`."""
     tokenizer = load_tiny_tokenizer()
-    tokenizer_2 = load_tiny_tokenizer(pad_token=SDXL_TOKENIZER_2_PAD_TOKEN)
+    tokenizer_2 = load_tiny_tokenizer(pad_token=OPENCLIP_PAD_TOKEN)
     pipe = StableDiffusionXLPipeline(
         vae=tiny_vae(seed, scaling_factor=SDXL_VAE_SCALING_FACTOR),
         text_encoder=tiny_text_encoder(tokenizer, seed),

@@ -1,21 +1,20 @@
-"""Offline CLIP-style byte-level BPE tokenizer folders, laid out like a real SD repo's `tokenizer/` folder."""
+"""The demo's tiny CLIP tokenizer: BPE merges that make each demo word one token, written as an SD `tokenizer/`."""
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
 
-BOS_TOKEN = "<|startoftext|>"
-EOS_TOKEN = "<|endoftext|>"
-# SDXL's second tokenizer (OpenCLIP bigG) pads with "!" instead of the end-of-text token.
-SDXL_TOKENIZER_2_PAD_TOKEN = "!"
-MODEL_MAX_LENGTH = 77
-END_OF_WORD = "</w>"
-TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+from loratui.training.clip_tokenizer import (
+    END_OF_WORD,
+    EOS_TOKEN,
+    MODEL_MAX_LENGTH,
+    bytes_to_unicode,
+    write_clip_tokenizer_files,
+)
 
 # Words of the demo's prompts and captions. Each becomes one token (per CLIP pre-token: "1girl" is
 # "1" + "girl", exactly as in real CLIP); any other text still tokenizes through the byte fallback.
@@ -32,21 +31,6 @@ DEMO_WORDS: tuple[str, ...] = tuple(
 
 # CLIP's pre-tokenizer regex ([\p{L}]+ | [\p{N}] | [^\s\p{L}\p{N}]+ and contractions) in stdlib `re` terms.
 _CLIP_PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+")
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP table mapping each byte to a printable character (the ByteLevel alphabet).
-
-    Insertion order is CLIP's vocab order: printable bytes first ("!" is id 0), then the rest.
-    """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
 
 
 def clip_pretokens(text: str) -> list[str]:
@@ -101,50 +85,15 @@ def build_merges(words: Iterable[str]) -> list[tuple[str, str]]:
     return merges
 
 
-def build_vocab(merges: Sequence[tuple[str, str]]) -> dict[str, int]:
-    """Real CLIP's vocab order: 256 byte chars, the same with `</w>`, one token per merge, specials last."""
-    chars = list(bytes_to_unicode().values())
-    tokens = chars + [c + END_OF_WORD for c in chars] + [a + b for a, b in merges] + [BOS_TOKEN, EOS_TOKEN]
-    return {token: index for index, token in enumerate(tokens)}
-
-
-def _special_tokens(pad_token: str) -> dict[str, str]:
-    return {"bos_token": BOS_TOKEN, "eos_token": EOS_TOKEN, "unk_token": EOS_TOKEN, "pad_token": pad_token}
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def write_clip_tokenizer(
     folder: Path,
     words: Iterable[str] = DEMO_WORDS,
     pad_token: str = EOS_TOKEN,
     model_max_length: int = MODEL_MAX_LENGTH,
 ) -> Path:
-    """Write vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json into `folder`.
+    """Write the tokenizer of `words` (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json).
 
     The folder loads with `transformers.CLIPTokenizer.from_pretrained(folder)`. Pass
-    `pad_token=SDXL_TOKENIZER_2_PAD_TOKEN` for SDXL's second tokenizer.
+    `pad_token=OPENCLIP_PAD_TOKEN` for SDXL's second tokenizer.
     """
-    merges = build_merges(words)
-    vocab = build_vocab(merges)
-    if pad_token not in vocab:
-        raise ValueError(f"pad token {pad_token!r} is not in the vocabulary")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "vocab.json", vocab)
-    merge_lines = "".join(f"{a} {b}\n" for a, b in merges)
-    (folder / "merges.txt").write_text("#version: 0.2\n" + merge_lines, encoding="utf-8")
-    special = _special_tokens(pad_token)
-    _write_json(folder / "special_tokens_map.json", special)
-    config = {
-        **special,
-        "add_prefix_space": False,
-        "do_lower_case": True,
-        "errors": "replace",
-        "model_max_length": model_max_length,
-        "tokenizer_class": "CLIPTokenizer",
-    }
-    _write_json(folder / "tokenizer_config.json", config)
-    return folder
+    return write_clip_tokenizer_files(folder, build_merges(words), pad_token, model_max_length)

@@ -29,10 +29,10 @@ from loratui.project import Project
 if TYPE_CHECKING:
     from PIL import Image
 
+    from loratui.jobs.runner import Job
     from loratui.preview.compose import GridLayout
     from loratui.preview.pipeline import PreviewPipeline
     from loratui.preview.score import CellScore, Scorer
-    from loratui.training.events import EventWriter
 
 CELLS_DIR = "cells"
 RENDER_STAGE = "render"
@@ -95,18 +95,31 @@ def run_grid(
     *,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
-    events: EventWriter | None = None,
 ) -> GridResult:
     """Render what the cache lacks, score new cells, then write ``preview/grid-<time>.png`` and ``grid.json``.
 
     A cell that fails (a LoRA file diffusers rejects) gets an ``error`` and the rest goes on; running out of
-    memory stops the run with one line naming what to change; ``cancel`` is checked between cells (the cells
-    done so far stay cached).
+    memory stops the run with one line naming what to change; ``cancel`` (or `loratui stop DIR`) is checked between
+    cells (the cells done so far stay cached). Runs as a ``grid`` job on the preview (joining the caller's).
     """
-    started = time.monotonic()
+    from loratui.jobs.runner import job
+
     options = options or GridOptions()
     plan = plan_grid(project, config, options)
-    runner = _Runner(project, config, plan, options, progress, cancel, events)
+    with job(project, "grid") as handle:
+        result = _run(project, config, plan, options, handle, progress, cancel)
+        best = result.suggested
+        handle.done(result=result.png, seconds=round(result.seconds, 2), cells=len(result.cells),
+                    rendered=result.rendered, cached=result.cached, failed=result.failed,
+                    suggestion=best.cell.label if best is not None else None)
+        return result
+
+
+def _run(project: Project, config: Config, plan: GridPlan, options: GridOptions, handle: Job,
+         progress: ProgressCallback, cancel: CancelToken | None) -> GridResult:
+    started = time.monotonic()
+    runner = _Runner(project, config, plan, options, handle.progress(progress), handle.cancel_token(linked=cancel),
+                     handle)
     try:
         results = runner.run()
     finally:
@@ -130,9 +143,9 @@ class _Runner:
     """The cells of one run: cache lookups, then renders and scores for what is missing, in grid order."""
 
     def __init__(self, project: Project, config: Config, plan: GridPlan, options: GridOptions,
-                 progress: ProgressCallback, cancel: CancelToken | None, events: EventWriter | None):
+                 progress: ProgressCallback, cancel: CancelToken | None, job: Job):
         self.project, self.config, self.plan, self.options = project, config, plan, options
-        self.progress, self.cancel, self.events = progress, cancel, events
+        self.progress, self.cancel, self.job = progress, cancel, job
         self.folder = cells_dir(project)
         self.pipeline: PreviewPipeline | None = None
         self.scorer: Scorer | None = None
@@ -292,21 +305,20 @@ class _Runner:
         atomic_write_text(self._meta_path(cell), json.dumps(meta, indent=2) + "\n")
 
     def _cell_event(self, result: CellResult) -> None:
-        if self.events is None:
-            return
+        from loratui.jobs import events as ev
+
         cell = result.cell
-        self.events.emit("cell", checkpoint=stored_path(cell.checkpoint.path, self.project.root),
-                         epoch=cell.checkpoint.epoch, weight=cell.weight, row=cell.row, column=cell.column,
-                         file=stored_path(result.file, self.project.root) if result.file else None,
-                         seconds=result.seconds, score=result.scores.total if result.scores else None,
-                         error=result.error)
+        self.job.emit(ev.Cell(checkpoint=stored_path(cell.checkpoint.path, self.project.root),
+                              epoch=cell.checkpoint.epoch, weight=cell.weight, row=cell.row, column=cell.column,
+                              file=stored_path(result.file, self.project.root) if result.file else None,
+                              seconds=result.seconds, score=result.scores.total if result.scores else None,
+                              cached=not result.rendered, error=result.error))
 
     def _warn(self, message: str) -> None:
         if message in self.warnings:
             return
         self.warnings.append(message)
-        if self.events is not None:
-            self.events.warning(message)
+        self.job.warning(message)
 
 
 class _CellFailed(Exception):

@@ -141,7 +141,16 @@ def write_grid(project: Project, grid: GridFile) -> Path:
 
 
 def set_picked(project: Project, checkpoint: str, weight: float) -> GridFile:
-    """Record the user's pick (the wizard's space key); it must be a cell of the current grid."""
+    """Record the user's pick (the wizard's space key); it must be a cell of the current grid. Refused, in one
+    line, while a grid job renders (its grid.json is about to change)."""
+    from loratui.jobs.kinds import PREVIEW
+    from loratui.jobs.locks import resource_lock
+
+    with resource_lock(project, PREVIEW, "pick"):
+        return _set_picked(project, checkpoint, weight)
+
+
+def _set_picked(project: Project, checkpoint: str, weight: float) -> GridFile:
     grid = read_grid(project)
     if grid is None:
         raise LoratuiError(f"{grid_path(project)}: no grid yet: run `loratui grid {project.root}` first")

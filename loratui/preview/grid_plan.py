@@ -16,8 +16,8 @@ from pathlib import Path
 
 from loratui.config import AUTO, SAMPLERS, Config
 from loratui.errors import LoratuiError
+from loratui.lora.paths import list_checkpoints
 from loratui.project import Project
-from loratui.training.lora_paths import list_checkpoints
 
 # Bump when a change to rendering makes old cached cells differ from what a fresh render would give.
 CACHE_VERSION = 1
@@ -272,7 +272,7 @@ def _epoch_from_name(path: Path) -> int | None:
 
 def _epoch_from_metadata(path: Path) -> int | None:
     """kohya's ``ss_epoch``; a damaged file has none (loading it later reports the damage on its cells)."""
-    from loratui.training.lora_read import read_lora
+    from loratui.lora.read import read_lora
 
     try:
         value = read_lora(path).metadata.get("ss_epoch", "")
@@ -320,7 +320,7 @@ def training_bucket(project: Project, config: Config) -> tuple[int, int]:
     """
     from PIL import Image
 
-    from loratui.dataset.images import dataset_pictures
+    from loratui.dataset.image_scan import dataset_pictures
     from loratui.training.buckets import BucketAssigner, BucketSettings
 
     side = config.dataset.resolution

@@ -21,9 +21,9 @@ from loratui.fsutil import as_user_error, atomic_copy, atomic_write_text
 
 if TYPE_CHECKING:
     from loratui.config import Config
+    from loratui.lora.read import LoraInfo
     from loratui.preview.grid_file import GridFile
     from loratui.project import Project
-    from loratui.training.lora_read import LoraInfo
 
 LORA_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
@@ -124,11 +124,22 @@ def free_name(lora_dir: Path, name: str) -> str:
 
 
 def install_lora(source: Path, lora_dir: Path, name: str, *, card: LoraCard | None,
-                 force: bool = False) -> InstallResult:
+                 force: bool = False, project: Project | None = None) -> InstallResult:
     """Copy the LoRA ``source`` to ``lora_dir/NAME.safetensors`` (atomically) and write ``NAME.json`` from
     ``card``. An existing file is replaced only with ``force``; the folder is created only if its parent
-    exists. Every refusal is a one-line LoratuiError that says what to do."""
-    from loratui.training.lora_read import read_lora
+    exists. Every refusal is a one-line LoratuiError that says what to do. With ``project``, holds its preview
+    resource meanwhile (an install waits for no grid, and is refused while one renders)."""
+    if project is None:
+        return _install(source, lora_dir, name, card, force)
+    from loratui.jobs.kinds import PREVIEW
+    from loratui.jobs.locks import resource_lock
+
+    with resource_lock(project, PREVIEW, "install"):
+        return _install(source, lora_dir, name, card, force)
+
+
+def _install(source: Path, lora_dir: Path, name: str, card: LoraCard | None, force: bool) -> InstallResult:
+    from loratui.lora.read import read_lora
 
     source, lora_dir = Path(source).expanduser(), Path(lora_dir).expanduser()
     name = check_name(name)
@@ -246,8 +257,8 @@ class Choice:
 def choose_checkpoint(project: Project, config: Config, checkpoint: str | None = None) -> Choice:
     """``checkpoint`` (a path, or a file name in output/); else the pick in preview/grid.json; else its
     suggestion; else the run's final file. LoratuiError when none of them is there."""
+    from loratui.lora.paths import checkpoint_path, list_checkpoints
     from loratui.preview.grid_file import grid_path
-    from loratui.training.lora_paths import checkpoint_path, list_checkpoints
 
     output_name = project.output_name(config)
     grid = _grid_or_none(project)
@@ -317,7 +328,7 @@ def card_for(project: Project, config: Config, info: LoraInfo, weight: float, pr
     """The A1111 card: what was trained on what, the trigger words, the weight, the preview's (negative) prompt
     (those of the last grid when given, else the project's preview settings)."""
     from loratui.dataset.captions import split_tags
-    from loratui.dataset.images import dataset_pictures
+    from loratui.dataset.image_scan import dataset_pictures
 
     triggers = list(dict.fromkeys(t for c in config.concepts for t in split_tags(c.trigger or "")))
     pictures = sum(len(dataset_pictures(project.concept_dir(c))) for c in config.concepts)

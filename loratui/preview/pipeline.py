@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from loratui.training.lora_read import LoraInfo
+    from loratui.lora.read import LoraInfo
 
 # config.SAMPLERS -> the diffusers scheduler class that matches A1111's sampler of that name.
 SCHEDULERS = {
@@ -95,7 +95,7 @@ class PreviewPipeline:
 
     def _check_file(self, path: Path) -> LoraInfo:
         """Header checks with plain messages before diffusers sees the file: not a LoRA, another model family."""
-        from loratui.training.lora_read import read_lora
+        from loratui.lora.read import read_lora
 
         info = read_lora(path)  # LoratuiError naming the file: not safetensors, damaged, not a LoRA
         made_for = _FAMILY_GROUPS.get(info.family or "")
@@ -119,7 +119,7 @@ class PreviewPipeline:
         return True
 
     def _make_slot(self, shape: tuple[int, float, bool]) -> None:
-        from loratui.training.lora_file import add_lora_adapters
+        from loratui.lora.file import add_lora_adapters
 
         self._slot_shape = shape
         rank, alpha, text_encoders = shape
@@ -141,7 +141,7 @@ class PreviewPipeline:
         self._lora_off = None
 
     def _fill_slot(self, path: Path) -> None:
-        from loratui.training.lora_file import load_kohya_weights
+        from loratui.lora.file import load_kohya_weights
 
         if self._slot_holds == str(path):
             return

@@ -277,7 +277,7 @@ def _mix(parts: list[tuple[float, float | None]]) -> float | None:
 
 
 def _dataset_pictures(project: Project, config: Config) -> list[Path]:
-    from loratui.dataset.images import dataset_pictures
+    from loratui.dataset.image_scan import dataset_pictures
 
     return [p for concept in config.concepts for p in dataset_pictures(project.concept_dir(concept))]
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from loratui.demo.tokenizer import BOS_TOKEN, EOS_TOKEN, MODEL_MAX_LENGTH, build_vocab
 from loratui.errors import LoratuiError
+from loratui.training.clip_tokenizer import EOS_TOKEN, OPENCLIP_PAD_TOKEN, build_vocab, write_clip_tokenizer_files
 from loratui.training.model_family import FAMILIES
 
 BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -24,9 +23,10 @@ MERGES_FILE = BUNDLED_CONFIGS / "clip_merges.txt.gz"
 CACHE_ENV = "LORATUI_CACHE_DIR"
 # CLIP's vocabulary: 256 bytes, 256 bytes + </w>, 48,894 merges, 2 special tokens.
 CLIP_VOCAB_SIZE = 49408
-# OpenCLIP's tokenizers (SD2's, and SDXL's second) pad with "!" where OpenAI CLIP pads with the end token.
-_PAD_TOKENS = {"sd15": {"tokenizer": EOS_TOKEN}, "sd2": {"tokenizer": "!"}, "sd2-v": {"tokenizer": "!"},
-               "sdxl": {"tokenizer": EOS_TOKEN, "tokenizer_2": "!"}}
+# Each family's tokenizer folders and their pad tokens.
+_PAD_TOKENS = {"sd15": {"tokenizer": EOS_TOKEN}, "sd2": {"tokenizer": OPENCLIP_PAD_TOKEN},
+               "sd2-v": {"tokenizer": OPENCLIP_PAD_TOKEN},
+               "sdxl": {"tokenizer": EOS_TOKEN, "tokenizer_2": OPENCLIP_PAD_TOKEN}}
 
 
 def cache_root() -> Path:
@@ -79,8 +79,9 @@ def _write_folder(source: Path, family: str, target: Path) -> None:
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         merges = read_clip_merges()
+        vocab = clip_vocab(merges)
         for tokenizer, pad in _PAD_TOKENS[family].items():
-            write_clip_tokenizer_files(staging / tokenizer, merges, pad)
+            write_clip_tokenizer_files(staging / tokenizer, merges, pad, vocab=vocab)
         try:
             os.replace(staging, target)
         except OSError:
@@ -102,16 +103,9 @@ def read_clip_merges() -> list[tuple[str, str]]:
     return merges  # type: ignore[return-value]
 
 
-def write_clip_tokenizer_files(folder: Path, merges: list[tuple[str, str]], pad_token: str) -> None:
-    """vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json as in the SD repos."""
+def clip_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
+    """CLIP's vocabulary from the bundled merges; a wrong size means a damaged installation."""
     vocab = build_vocab(merges)
     if len(vocab) != CLIP_VOCAB_SIZE:
         raise LoratuiError(f"{MERGES_FILE}: gives {len(vocab)} tokens, CLIP has {CLIP_VOCAB_SIZE}: reinstall loratui")
-    folder.mkdir(parents=True, exist_ok=True)
-    special = {"bos_token": BOS_TOKEN, "eos_token": EOS_TOKEN, "unk_token": EOS_TOKEN, "pad_token": pad_token}
-    config = {**special, "add_prefix_space": False, "do_lower_case": True, "errors": "replace",
-              "model_max_length": MODEL_MAX_LENGTH, "tokenizer_class": "CLIPTokenizer"}
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
-    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return vocab

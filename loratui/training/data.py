@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from loratui.config import AUTO, Config
 from loratui.dataset.captions import caption_path, read_caption, split_tags
-from loratui.dataset.images import dataset_pictures
+from loratui.dataset.image_scan import dataset_pictures
 from loratui.errors import LoratuiError
 from loratui.project import Project
 from loratui.training.buckets import BucketAssigner, BucketSettings, Placement, Size

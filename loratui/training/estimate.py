@@ -279,7 +279,7 @@ def detected_gpu_name() -> str:
 
 def read_concepts(project: Project, config: Config) -> list[ConceptPictures]:
     """Each concept's prepared pictures with their sizes, read from the file headers only (no decoding)."""
-    from loratui.dataset.images import dataset_pictures
+    from loratui.dataset.image_scan import dataset_pictures
 
     if not config.concepts:
         raise LoratuiError(f"{project.config_path}: concepts: none: add a [[concepts]] table with name and source")

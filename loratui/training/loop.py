@@ -7,19 +7,23 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loratui.config import Config
-from loratui.errors import LoratuiError
-from loratui.progress import CancelToken
+from loratui.jobs import events as ev
+from loratui.jobs.runner import Job, job
+from loratui.progress import CancelToken, no_progress
 from loratui.project import Project
-from loratui.training.events import EventWriter, events_path
-from loratui.training.health import Preflight, TrainingFailed, nan_message, oom_message, preflight
-from loratui.training.jobs import stop_file
+from loratui.training.health import TrainingFailed, nan_message, oom_message
+from loratui.training.preflight import Preflight, preflight
+
+# Set (to anything) to all-reduce gradients on every micro-batch, as loratui did before `no_sync`: the test that
+# shows both give the same losses uses it.
+SYNC_EVERY_BATCH_ENV = "LORATUI_SYNC_EVERY_BATCH"
 
 
 @dataclass
@@ -37,49 +41,34 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def stop_path(project: Project) -> Path:
-    """The stop request file (`loratui stop DIR` creates it; the loop deletes it when it has stopped)."""
-    return stop_file(project)
-
-
 def run_training(
     project: Project,
     config: Config,
     *,
     resume: bool = False,
     max_steps: int | None = None,
-    events: EventWriter | None = None,
     cancel: CancelToken | None = None,
     allow_pickle: bool = False,
-    on_step: Callable[[int, int, float], None] | None = None,
-    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train the project's LoRA; see the module docstring. Bad input fails with one line before any model loads.
+    """Train the project's LoRA as a ``train`` job (joining the caller's, if it opened one). Bad input fails with
+    one line before torch loads; the run's plan, steps, checkpoints and end go to the job's events.
 
-    ``max_steps`` ends the run early (quick checks) and still writes the final file; ``cancel`` or the stop file
-    end it after the current step with a resumable state; ``on_start(facts)`` is told the plan once the model is
-    loaded, ``on_step(step, total, loss)`` after every optimizer step.
+    ``max_steps`` ends the run early (quick checks) and still writes the final file; ``cancel`` or a stop request
+    (`loratui stop DIR`) end it after the current step with a resumable state.
     """
-    from accelerate import Accelerator
+    checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count(), resume=resume)
+    with job(project, "train") as handle:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
 
-    _fresh_accelerate_state()
-    checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count())
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    # With clip_skip the text encoder's last layers get no gradient; DDP must be told, or it stops the run.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.training.train_text_encoder)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.training.mixed_precision),
-                              cpu=_use_cpu(), kwargs_handlers=[ddp])
-    own_events = events is None
-    if events is None:
-        events = EventWriter(events_path(project.logs_dir), enabled=accelerator.is_main_process)
-    try:
+        _fresh_accelerate_state()
+        # With clip_skip the text encoder's last layers get no gradient; DDP must be told, or it stops the run.
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=config.training.train_text_encoder)
+        accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.training.mixed_precision),
+                                  cpu=_use_cpu(), kwargs_handlers=[ddp])
         with _stop_signals() as interrupted:
-            run = _Run(project, config, checks, accelerator, events, cancel, interrupted, on_step, on_start)
-            return run.train(resume=resume, max_steps=max_steps, allow_pickle=allow_pickle)
-    finally:
-        if own_events:
-            events.close()
+            run = _Run(project, config, checks, accelerator, handle, cancel, interrupted)
+            return run.train(max_steps=max_steps, allow_pickle=allow_pickle)
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -107,10 +96,10 @@ def _fresh_accelerate_state() -> None:
 
 
 def _process_count() -> int:
-    from accelerate import PartialState
+    """How many processes train (a rank of `accelerate launch` has WORLD_SIZE), known without importing torch."""
+    import os
 
-    # The first PartialState fixes the distributed setup for the process: it must already know about CPU mode.
-    return PartialState(cpu=_use_cpu()).num_processes
+    return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
 
 
 def _use_cpu() -> bool:
@@ -144,18 +133,14 @@ def _stop_signals() -> Iterator[threading.Event]:
 class _Run:
     """One run's state; the methods are the loop's stages, in order."""
 
-    def __init__(self, project: Project, config: Config, checks: Preflight, accelerator: Any, events: EventWriter,
-                 cancel: CancelToken | None, interrupted: threading.Event,
-                 on_step: Callable[[int, int, float], None] | None,
-                 on_start: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, project: Project, config: Config, checks: Preflight, accelerator: Any, job: Job,
+                 cancel: CancelToken | None, interrupted: threading.Event):
         self.project, self.config, self.checks = project, config, checks
         self.t = config.training
         self.accelerator = accelerator
-        self.events = events
+        self.job = job
         self.cancel = cancel
         self.interrupted = interrupted
-        self.on_step = on_step
-        self.on_start = on_start
         self.dataset = checks.dataset
         self.output_name = project.output_name(config)
         self.result = TrainResult(0, 0, config.training.epochs)
@@ -163,41 +148,30 @@ class _Run:
 
     # --- setup ----------------------------------------------------------------------------------------------
 
-    def train(self, *, resume: bool, max_steps: int | None, allow_pickle: bool) -> TrainResult:
+    def train(self, *, max_steps: int | None, allow_pickle: bool) -> TrainResult:
         import torch
         from accelerate.utils import set_seed
 
-        from loratui.training import train_state
+        from loratui.training.run_position import state_folder
 
         plan = self.checks.plan
         self.steps_per_epoch = plan.steps.steps_per_epoch
         self.batches_per_process = plan.steps.batches_per_process
         total = plan.total_steps
-        position = None
-        state_dir = train_state.state_folder(self.project.state_dir)
-        if resume:
-            position = train_state.read_position(state_dir)
-            if position.plan != self._plan_facts(position.total_steps):
-                raise LoratuiError(f"{state_dir}: the saved state was made with other settings "
-                                   f"({_changed(position.plan, self._plan_facts(position.total_steps))}): put them "
-                                   "back, or start again without --resume")
+        position = self.checks.position  # checked against the settings by the preflight
+        state_dir = state_folder(self.project.state_dir)
+        if position is not None:
             total = position.total_steps
         elif max_steps is not None:
             total = min(total, max_steps)
         self.total_steps = total
-        if self.accelerator.num_processes == 1:
-            # A stale request must not stop the new run; a launched run's launcher has cleared it already, and
-            # may have written a fresh one (Ctrl-C while the ranks started).
-            stop_path(self.project).unlink(missing_ok=True)
         set_seed(self.t.seed)
         try:
             self._prepare_and_loop(position, state_dir, total, allow_pickle)
         except torch.cuda.OutOfMemoryError:
             steps = self.result.steps
             stage = f"at step {steps + 1}" if steps else "loading the model or in the first step"
-            message = oom_message(stage)
-            self.events.error(message)
-            raise TrainingFailed(message) from None
+            raise TrainingFailed(oom_message(stage)) from None
         return self.result
 
     def _prepare_and_loop(self, position: Any, state_dir: Path, total: int, allow_pickle: bool) -> None:
@@ -208,14 +182,12 @@ class _Run:
         self._build_optimizer()
         self.facts = self._train_facts()
         for warning in self.checks.warnings:
-            self.events.warning(warning)
-        facts = {"total_steps": total, "steps_per_epoch": self.steps_per_epoch, "epochs": self.t.epochs,
-                 "resumed_from": position.step if position else 0, "family": self.family,
-                 "mixed_precision": acc.mixed_precision, "processes": acc.num_processes,
-                 "modules": self.network.total_modules, "device": str(acc.device)}
-        self.events.start(config=dataclasses.asdict(self.config), **facts)
-        if self.on_start:
-            self.on_start(facts)
+            self.job.warning(warning)
+        self.job.emit(ev.Plan(total_steps=total, steps_per_epoch=self.steps_per_epoch, epochs=self.t.epochs,
+                              resumed_from=position.step if position else 0, family=self.family,
+                              mixed_precision=acc.mixed_precision, processes=acc.num_processes,
+                              modules=self.network.total_modules, device=str(acc.device),
+                              config=dataclasses.asdict(self.config)))
         # Latents are sampled from the seeded RNG; the saved RNG goes back after, so a resumed run draws the
         # same noise as an uninterrupted one.
         self._cache_latents()
@@ -234,14 +206,6 @@ class _Run:
             if self.board is not None:
                 self.board.close()
 
-    def _plan_facts(self, total_steps: int) -> dict[str, Any]:
-        t = self.t
-        return {"total_steps": total_steps, "steps_per_epoch": self.steps_per_epoch, "epochs": t.epochs,
-                "batch_size": t.batch_size, "gradient_accumulation_steps": t.gradient_accumulation_steps,
-                "network_dim": t.network_dim, "network_alpha": t.network_alpha, "seed": t.seed,
-                "train_text_encoder": self._train_te(), "base_model": self.config.project.base_model,
-                "processes": self.accelerator.num_processes}
-
     def _train_te(self) -> bool:
         return self.t.train_text_encoder and self.t.text_encoder_lr > 0
 
@@ -249,7 +213,7 @@ class _Run:
         import torch
         from diffusers.training_utils import cast_training_params
 
-        from loratui.training.lora_file import add_lora_adapters
+        from loratui.lora.file import add_lora_adapters
         from loratui.training.models import load_base_model
 
         acc = self.accelerator
@@ -279,7 +243,7 @@ class _Run:
             encoder.train(self._train_te())
 
     def _build_optimizer(self) -> None:
-        from loratui.training.lora_keys import UNET
+        from loratui.lora.keys import UNET
         from loratui.training.optim import build_optimizer, build_scheduler
 
         groups = [{"params": self.network.parameters(UNET), "lr": self.t.unet_lr}]
@@ -292,12 +256,13 @@ class _Run:
         encoders = model.text_encoders if self._train_te() else []
         prepared = self.accelerator.prepare(model.unet, *encoders, self.optimizer)
         self.unet, self.optimizer = prepared[0], prepared[-1]
+        self.synced_models = list(prepared[:-1])  # DDP-wrapped in a multi-GPU run
         self.encoders = list(model.text_encoders)
         for i, encoder in enumerate(prepared[1:-1]):
             self.encoders[i] = encoder
 
     def _train_facts(self) -> Any:
-        from loratui.training.lora_metadata import TrainFacts, dataset_dir_facts, sd_model_name
+        from loratui.lora.metadata import TrainFacts, dataset_dir_facts, sd_model_name
 
         folders = [self.project.concept_dir(c) for c in self.config.concepts]
         dirs, frequency = dataset_dir_facts(folders)
@@ -333,9 +298,12 @@ class _Run:
             with torch.no_grad():
                 return vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.sample()
 
+        from loratui.progress import Progress
+
+        progress = self.job.progress(no_progress)
+
         def report(done: int, total: int, item: str) -> None:
-            if done == total or done % 50 == 0:
-                self.events.progress(stage="caching latents", done=done, total=total, item=item)
+            progress(Progress("caching latents", done, total, item))
 
         self.cache.fill(encode, report)
 
@@ -360,24 +328,23 @@ class _Run:
                 # The last group of an epoch may be short: the mean over its real batches keeps the loss scale.
                 group_end = min(len(batches), (index // accumulation + 1) * accumulation)
                 in_group = group_end - (index // accumulation) * accumulation
-                loss = self._forward(samples)
-                acc.backward(loss / in_group)
+                with self._no_sync(index + 1 < group_end):
+                    loss = self._forward(samples)
+                    acc.backward(loss / in_group)
                 group_loss += loss.detach().float()
                 group_size += 1
                 if index + 1 < group_end:
                     continue
                 mean_loss = float(acc.gather(group_loss.reshape(1) / group_size).mean())
                 if not math.isfinite(mean_loss):
-                    message = nan_message(step + 1)
-                    self.events.error(message)
-                    raise TrainingFailed(message)
+                    raise TrainingFailed(nan_message(step + 1))
                 self._optimizer_step()
                 step += 1
                 group_loss, group_size = 0.0, 0
                 now = time.monotonic()
                 step_times.append(now - last)
                 last = now
-                self._report(step, epoch, mean_loss, step_times)
+                self._report(step, epoch, mean_loss, step_times, started)
                 done_in_epoch = index + 1
                 if step >= self.total_steps:
                     self._finish(step, epoch + 1, started, step_times, early=done_in_epoch < len(batches)
@@ -389,6 +356,18 @@ class _Run:
             skip = 0
             self._end_of_epoch(step, epoch + 1)
         self._finish(step, self.t.epochs, started, step_times, early=False)
+
+    def _no_sync(self, skip: bool) -> Any:
+        """Gradient all-reduce only on a group's last micro-batch: the others accumulate locally (DDP's
+        ``no_sync`` through accelerate). :data:`SYNC_EVERY_BATCH_ENV` turns this off, to compare against."""
+        import contextlib
+        import os
+
+        stack = contextlib.ExitStack()
+        if skip and self.accelerator.num_processes > 1 and not os.environ.get(SYNC_EVERY_BATCH_ENV):
+            for model in self.synced_models:
+                stack.enter_context(self.accelerator.no_sync(model))
+        return stack
 
     def _forward(self, samples: list[Any]) -> Any:
         import torch
@@ -483,26 +462,26 @@ class _Run:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _report(self, step: int, epoch: int, loss: float, step_times: list[float]) -> None:
+    def _report(self, step: int, epoch: int, loss: float, step_times: list[float], started: float) -> None:
         recent = step_times[-20:]
         seconds = sum(recent) / len(recent)
         images = self.t.batch_size * self.t.gradient_accumulation_steps * self.accelerator.num_processes
         remaining = self.total_steps - step
         rates = self.scheduler.get_last_lr()
-        self.events.step(step=step, epoch=epoch + 1, loss=loss, lr=rates[0],
-                         images_per_s=images / seconds if seconds > 0 else 0.0, eta_s=remaining * seconds)
+        self.job.emit(ev.Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, epochs=self.t.epochs,
+                              loss=loss, lr=rates[0], lr_text_encoder=rates[1] if len(rates) > 1 else None,
+                              images_per_s=images / seconds if seconds > 0 else 0.0, eta_s=remaining * seconds,
+                              elapsed_s=time.monotonic() - started))
         if self.board is not None:
             self.board.step(step, loss, rates)
         self.result.steps = step
         self.result.final_loss = loss
-        if self.on_step:
-            self.on_step(step, self.total_steps, loss)
 
     def _stop_requested(self) -> bool:
         """The stop file, Ctrl-C or the cancel token; in a multi-GPU run the main process decides."""
         import torch
 
-        wanted = (self.interrupted.is_set() or stop_path(self.project).exists()
+        wanted = (self.interrupted.is_set() or self.job.stop_requested
                   or (self.cancel is not None and self.cancel.cancelled))
         if self.accelerator.num_processes > 1:
             flag = torch.tensor([1 if wanted else 0], device=self.accelerator.device)
@@ -512,26 +491,26 @@ class _Run:
     # --- files ----------------------------------------------------------------------------------------------
 
     def _save_lora(self, path: Path, epoch: int, step: int) -> None:
-        from loratui.training.lora_file import save_lora
+        from loratui.lora.file import save_lora
 
         if self.accelerator.is_main_process:
             save_lora(path, self.network, self.facts, epoch=epoch, step=step)
-            self.events.checkpoint(path=path, epoch=epoch, step=step)
+            self.job.emit(ev.Checkpoint(path=str(path), epoch=epoch, step=step))
             self.result.checkpoints.append(path)
         self.accelerator.wait_for_everyone()
 
     def _save_state(self, step: int, epoch: int, batches_done: int) -> None:
         from loratui.training import train_state
+        from loratui.training.run_position import RunPosition, state_folder
 
         if self.accelerator.is_main_process:
-            position = train_state.RunPosition(step, epoch, batches_done, self.total_steps,
-                                               self._plan_facts(self.total_steps))
-            train_state.save_state(train_state.state_folder(self.project.state_dir), position, self.network,
+            position = RunPosition(step, epoch, batches_done, self.total_steps, self.checks.settings)
+            train_state.save_state(state_folder(self.project.state_dir), position, self.network,
                                    self.optimizer, self.scheduler)
         self.accelerator.wait_for_everyone()
 
     def _end_of_epoch(self, step: int, epoch: int) -> None:
-        from loratui.training.lora_paths import checkpoint_path, is_checkpoint_epoch
+        from loratui.lora.paths import checkpoint_path, is_checkpoint_epoch
 
         if self.board is not None:
             self.board.epoch(epoch)
@@ -548,16 +527,15 @@ class _Run:
         self._save_state(step, epoch, batches_done)
         path = self.project.output_dir / f"{self.output_name}-step{step:08d}.safetensors"
         self._save_lora(path, epoch, step)
-        self.events.warning(f"stopped by request at step {step}")
+        self.job.warning(f"stopped by request at step {step}")
         self.result.stopped = True
         self.result.seconds = time.monotonic() - started
         self._record_speed(step_times)
-        self.events.done(stopped=True, step=step, total_steps=self.total_steps)
-        if self.accelerator.is_main_process:
-            stop_path(self.project).unlink(missing_ok=True)
+        self.job.done(stopped=True, result=path, seconds=self.result.seconds, steps=step,
+                      total_steps=self.total_steps)
 
     def _finish(self, step: int, epoch: int, started: float, step_times: list[float], early: bool) -> None:
-        from loratui.training.lora_paths import checkpoint_path
+        from loratui.lora.paths import checkpoint_path
 
         if self.board is not None:
             self.board.epoch(epoch)
@@ -566,7 +544,8 @@ class _Run:
         self.result.final_file = path
         self.result.seconds = time.monotonic() - started
         self._record_speed(step_times)
-        self.events.done(stopped=False, step=step, total_steps=self.total_steps, final=path, early=early)
+        self.job.done(result=path, seconds=self.result.seconds, steps=step, total_steps=self.total_steps,
+                      early=early)
 
     def _record_speed(self, step_times: list[float]) -> None:
         from loratui.training.speed_history import detect_gpu_name, record_speed
@@ -579,9 +558,4 @@ class _Run:
             record_speed(detect_gpu_name(), self.family, self.config.dataset.resolution, self.t.batch_size,
                          sum(times) / len(times), gradient_accumulation_steps=self.t.gradient_accumulation_steps)
         except (OSError, ValueError) as exc:  # the speed history is a nicety; never fail a finished run on it
-            self.events.warning(f"could not record the measured speed: {exc}")
-
-
-def _changed(saved: dict[str, Any], now: dict[str, Any]) -> str:
-    keys = [k for k in now if saved.get(k) != now[k]]
-    return ", ".join(f"{k}: {saved.get(k)} -> {now[k]}" for k in keys[:3]) or "unknown"
+            self.job.warning(f"could not record the measured speed: {exc}")

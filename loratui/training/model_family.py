@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loratui.errors import LoratuiError
+from loratui.safetensors_header import SafetensorsHeaderError, read_safetensors_header
 
 SAFETENSORS_SUFFIX = ".safetensors"
 # Pickle files can run code when loaded: refused unless the user allows them, then read weights-only.
@@ -27,8 +28,6 @@ KIND_LABELS = {DIFFUSERS: "diffusers folder", SINGLE_FILE: "A1111 single file", 
 EPSILON = "epsilon"
 V_PREDICTION = "v_prediction"
 
-# A safetensors header is a JSON object; real ones are at most a few MB. Anything larger is not one.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 # ComfyUI's rule for SD2 checkpoints (model_detection / supported_models.SD20.model_type): the spread of this
 # LayerNorm bias separates the 768-v model (std about 0.2) from the 512 epsilon model (about 0.05).
 _SD2_V_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
@@ -239,35 +238,11 @@ def _detect_safetensors(path: Path) -> ModelDetection:
     return _detection_from_checkpoint(SINGLE_FILE, path, _read_safetensors(path))
 
 
-def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
-    """The JSON header of a safetensors file and where its data starts; no tensor is read.
-
-    Plain stdlib parsing of the format (8-byte little-endian length, then JSON), so `loratui check` never
-    imports torch.
-    """
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                raise ValueError("too short")
-            (length,) = struct.unpack("<Q", head)
-            if length > _MAX_HEADER_BYTES:
-                raise ValueError("header length out of range")
-            raw = handle.read(length)
-            if len(raw) < length:
-                raise ValueError("truncated header")
-        header = json.loads(raw)
-        if not isinstance(header, dict):
-            raise ValueError("header is not an object")
-    except OSError as exc:
-        raise LoratuiError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise LoratuiError(f"{path}: not a safetensors file ({exc}): re-download or re-save it") from None
-    return header, 8 + length
-
-
 def _read_safetensors(path: Path) -> CheckpointKeys:
-    header, data_start = read_safetensors_header(path)
+    try:
+        header, data_start = read_safetensors_header(path)
+    except SafetensorsHeaderError as exc:
+        raise LoratuiError(f"{path}: not a safetensors file ({exc.reason}): re-download or re-save it") from None
     metadata = header.pop("__metadata__", None)
     try:
         shapes = {key: tuple(int(n) for n in entry.get("shape", ())) for key, entry in header.items()}

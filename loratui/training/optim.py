@@ -1,8 +1,7 @@
-"""Optimizers (AdamW, AdamW8bit, Lion, Prodigy), their preflight checks, and the learning-rate schedulers."""
+"""Optimizers (AdamW, AdamW8bit, Lion, Prodigy) and the learning-rate schedulers (their checks: preflight.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,11 +10,6 @@ import torch
 from loratui.config import TrainingSettings
 from loratui.errors import LoratuiError
 
-# Optimizers that live in optional packages: the package to import and how to get it.
-OPTIONAL_PACKAGES = {
-    "AdamW8bit": ("bitsandbytes", "pip install bitsandbytes (CUDA only), or set training.optimizer = \"AdamW\""),
-    "Prodigy": ("prodigyopt", "pip install prodigyopt, or set training.optimizer = \"AdamW\""),
-}
 # kohya's default weight decay for the AdamW family (torch's default); Lion's paper suggests 3-10x higher.
 ADAMW_WEIGHT_DECAY = 0.01
 LION_WEIGHT_DECAY = 0.0
@@ -52,28 +46,6 @@ class Lion(torch.optim.Optimizer):
                 param.add_(update, alpha=-group["lr"])
                 exp_avg.mul_(beta2).add_(param.grad, alpha=1 - beta2)
         return loss
-
-
-def check_optimizer(training: TrainingSettings) -> list[str]:
-    """Refuse (one line) an optimizer whose package is missing or a scheduler setting that cannot work;
-    return warnings for settings that work but are probably a mistake. Runs before any model loads."""
-    name = training.optimizer
-    if name in OPTIONAL_PACKAGES:
-        package, fix = OPTIONAL_PACKAGES[name]
-        if importlib.util.find_spec(package) is None:
-            raise LoratuiError(f"training.optimizer = \"{name}\" needs the {package} package, which is not "
-                               f"installed: {fix}")
-    if training.lr_scheduler == "constant" and training.lr_warmup_steps > 0:
-        raise LoratuiError(f"training.lr_warmup_steps = {training.lr_warmup_steps} does nothing with "
-                           "lr_scheduler \"constant\": use \"constant_with_warmup\" or set the warmup to 0")
-    warnings = []
-    if name == "Prodigy" and training.unet_lr < 0.1:
-        warnings.append(f"Prodigy finds its own step size and expects learning rates near 1 (unet_lr is "
-                        f"{training.unet_lr:g}): set training.unet_lr and text_encoder_lr to 1")
-    if name != "Prodigy" and training.unet_lr > 0.01:
-        warnings.append(f"training.unet_lr {training.unet_lr:g} is very high for {name}: 1e-4 is the usual "
-                        "start; expect noise or NaN")
-    return warnings
 
 
 def build_optimizer(name: str, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +11,8 @@ import torch
 
 from loratui.errors import LoratuiError
 from loratui.fsutil import atomic_write_bytes, atomic_write_text
-from loratui.training.lora_file import LoraNetwork
-
-STATE_FILE = "state.json"
-STATE_VERSION = 1
-
-
-@dataclass
-class RunPosition:
-    """Where a run is: optimizer steps done, the epoch (from 0) and the batches of it already consumed."""
-
-    step: int
-    epoch: int
-    batches_done: int
-    total_steps: int
-    # Settings that change the step plan or the network: a resume with other values would not continue the run.
-    plan: dict[str, Any]
-
-
-def state_folder(state_dir: Path) -> Path:
-    return state_dir / "state"
+from loratui.lora.file import LoraNetwork
+from loratui.training.run_position import STATE_FILE, STATE_VERSION, RunPosition
 
 
 def trainable_tensors(network: LoraNetwork) -> dict[str, torch.nn.Parameter]:
@@ -61,18 +43,6 @@ def save_state(folder: Path, position: RunPosition, network: LoraNetwork, optimi
         if old.name not in (STATE_FILE, document["weights"], document["optimizer"]) and not old.name.startswith("."):
             old.unlink(missing_ok=True)
     return folder
-
-
-def read_position(folder: Path) -> RunPosition:
-    path = folder / STATE_FILE
-    if not path.is_file():
-        raise LoratuiError(f"{path}: no saved training state to resume: start without --resume")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return RunPosition(int(data["step"]), int(data["epoch"]), int(data["batches_done"]),
-                           int(data["total_steps"]), dict(data["plan"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LoratuiError(f"{path}: damaged training state ({exc}): start again without --resume") from None
 
 
 def load_state(folder: Path, network: LoraNetwork, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:

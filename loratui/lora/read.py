@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,10 +9,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from loratui.errors import LoratuiError
+from loratui.safetensors_header import read_safetensors_header
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
-# A LoRA header lists a few thousand tensors; anything far larger is not a header.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 _DOWN_SUFFIXES = (".lora_down.weight", ".lora_A.weight")
 _SCALAR_FORMATS = {"F16": "<e", "F32": "<f", "F64": "<d"}
 _SDXL_MARKERS = (
@@ -59,7 +57,8 @@ def read_lora(path: Path) -> LoraInfo:
         )
     try:
         with path.open("rb") as handle:
-            header, data_start = _read_header(handle, path)
+            header, data_start = read_safetensors_header(handle, path)
+            _check_tensors(handle, header, data_start, path)
             downs = {k: v for k, v in header.items() if k != "__metadata__" and k.endswith(_DOWN_SUFFIXES)}
             if not downs:
                 raise LoratuiError(
@@ -121,27 +120,15 @@ def _module_name(key: str) -> str:
     return key
 
 
-def _read_header(handle: BinaryIO, path: Path) -> tuple[dict, int]:
-    prefix = handle.read(8)
-    size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-    if not 2 <= size <= _MAX_HEADER_BYTES:
-        raise LoratuiError(f"{path}: not a .safetensors file (no valid header); is it complete?")
-    raw = handle.read(size)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise LoratuiError(f"{path}: not a .safetensors file (its header is not JSON); is it complete?") from None
-    if not isinstance(header, dict):
-        raise LoratuiError(f"{path}: not a .safetensors file (unexpected header)")
+def _check_tensors(handle: BinaryIO, header: dict, data_start: int, path: Path) -> None:
     handle.seek(0, 2)
-    payload = handle.tell() - 8 - size
+    payload = handle.tell() - data_start
     for key, entry in header.items():
         if key == "__metadata__":
             continue
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not offsets or len(offsets) != 2 or not isinstance(entry.get("shape"), list) or offsets[1] > payload:
             raise LoratuiError(f"{path}: truncated or damaged .safetensors file (tensor {key} is incomplete)")
-    return header, 8 + size
 
 
 def _read_alphas(handle: BinaryIO, header: dict, start: int, path: Path) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import random
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from loratui.config import Config
 from loratui.dataset.captions import caption_path, decode_caption
-from loratui.dataset.images import dataset_pictures
+from loratui.dataset.image_scan import dataset_pictures
+from loratui.safetensors_header import read_safetensors_header
 
 # family -> (ss_base_model_version, ss_v2, modelspec.architecture, prediction type)
 FAMILIES: dict[str, tuple[str, bool, str, str]] = {
@@ -228,8 +230,8 @@ def with_addnet_hashes(metadata: dict[str, str], serialise: Callable[[dict[str, 
 
 def addnet_model_hash(data: bytes) -> str:
     """sd-webui-additional-networks' hash: sha256 of the tensor payload after the safetensors header."""
-    header_length = int.from_bytes(data[:8], "little")
-    return hashlib.sha256(data[8 + header_length :]).hexdigest()
+    _, data_start = read_safetensors_header(io.BytesIO(data), "the LoRA file being saved")
+    return hashlib.sha256(data[data_start:]).hexdigest()
 
 
 def addnet_legacy_hash(data: bytes) -> str:

@@ -12,7 +12,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import save as safetensors_save
 
-from loratui.training.lora_keys import (
+from loratui.lora.keys import (
     ALPHA_SUFFIX,
     COMPONENT_LABELS,
     COMPONENTS,
@@ -23,8 +23,8 @@ from loratui.training.lora_keys import (
     UP_SUFFIX,
     kohya_module_name,
 )
-from loratui.training.lora_metadata import TrainFacts, kohya_metadata, with_addnet_hashes
-from loratui.training.lora_paths import write_lora_bytes
+from loratui.lora.metadata import TrainFacts, kohya_metadata, with_addnet_hashes
+from loratui.lora.paths import write_lora_bytes
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
