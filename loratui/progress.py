@@ -36,16 +36,17 @@ class CancelToken:
     """Set from another thread (the wizard's cancel key, a signal handler); long loops call ``check()``."""
 
     _event: threading.Event = field(default_factory=threading.Event)
+    also: CancelToken | None = None  # another token that cancels this one too (the caller's, inside a job)
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self.also is not None and self.also.cancelled)
 
     def check(self) -> None:
-        if self._event.is_set():
+        if self.cancelled:
             raise Cancelled("cancelled: the work done so far is kept; run the command again to finish")
 
 

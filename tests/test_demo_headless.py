@@ -96,3 +96,24 @@ def test_the_suggested_cell_is_installed_with_its_a1111_card(headless: tuple[Pat
     assert card["activation text"] == "akari" and card["sd version"] == "SD1"
     assert card["preferred weight"] == suggestion["weight"]
     assert "webui/models/Lora/demo.safetensors" in out and "preview/grid-" in out  # the closing summary
+
+
+def test_every_job_wrote_only_declared_events_in_its_own_file(headless: tuple[Path, int, str]) -> None:
+    """The schema holds for what the real jobs write: a job writing a type or field not declared in
+    loratui/jobs/events.py fails here."""
+    from loratui.jobs.event_log import read_raw
+    from loratui.jobs.events import check_record
+
+    root, _, _ = headless
+    files = sorted((root / "logs" / "events").glob("*.jsonl"))
+    assert [f.name.split("-")[0] for f in files] == ["grid", "prepare", "tag", "train"]
+    seen: set[str] = set()
+    for path in files:
+        records = read_raw(path)
+        assert len(records) == len(path.read_text(encoding="utf-8").splitlines())  # every line is JSON
+        for record in records:
+            assert check_record(record) == [], (path.name, record)
+            assert record["job"] == path.stem  # one job per file
+            seen.add(record["type"])
+        assert records[0]["type"] == "start" and records[-1]["type"] == "done", path.name
+    assert {"start", "plan", "step", "progress", "checkpoint", "cell", "done"} <= seen

@@ -11,6 +11,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before diffusers/huggingface_hub are impor
 
 import numpy as np
 import pytest
+from job_events import job_events
 from PIL import Image
 from test_data import make_project
 
@@ -19,7 +20,6 @@ from loratui.errors import LoratuiError
 from loratui.preview.grid import cells_dir, run_grid
 from loratui.preview.grid_file import read_grid, set_picked
 from loratui.preview.grid_plan import GridOptions, plan_grid, training_bucket
-from loratui.training.events import EventReader, events_path
 
 WEIGHTS = [0.0, 0.5, 0.8, 1.0, 1.5]
 SIZE = 64
@@ -331,25 +331,26 @@ def test_text_prints_the_grid_in_24_bit_colour_and_a_table(project, first, capsy
 
 
 def test_the_job_writes_progress_cell_and_done_events(project, first, capsys) -> None:
-    from loratui.training.jobs import DONE, job_status
+    from loratui.jobs.kinds import DONE
+    from loratui.jobs.status import job_status
 
-    offset = events_path(project.logs_dir).stat().st_size if events_path(project.logs_dir).exists() else 0
     assert main(["grid", str(project.root), "--weights", "0.9", "--steps", str(STEPS), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["run"]["rendered"] == 2 and report["run"]["cells"] == 2 and len(report["cells"]) == 2
     assert report["settings"]["weights"] == [0.9] and report["png"].startswith("preview/grid-")
-    events = EventReader(events_path(project.logs_dir), offset=offset).read_new()
+    events = job_events(project, "grid")
     kinds = [e["type"] for e in events]
     assert "progress" in kinds and kinds.count("cell") == 2 and kinds[-1] == "done"
     cell = next(e for e in events if e["type"] == "cell")
-    assert cell["weight"] == 0.9 and cell["file"].startswith("preview/cells/") and cell["error"] is None
-    assert events[-1]["rendered"] == 2
+    assert cell["weight"] == 0.9 and cell["file"].startswith("preview/cells/") and cell.get("error") is None
+    assert events[-1]["summary"]["rendered"] == 2 and events[-1]["result"].startswith(str(project.root))
     status = job_status(project)
-    assert status.kind == "grid" and status.state == DONE
+    assert status.kind == "grid" and status.state == DONE and status.cells == 2
 
 
 def test_a_detached_grid_runs_as_a_job(project, first, capsys) -> None:
-    from loratui.training.jobs import DONE, job_status
+    from loratui.jobs.kinds import DONE
+    from loratui.jobs.status import job_status
 
     assert main(["grid", str(project.root), *CLI_OPTIONS, "--no-score", "--detach"]) == 0
     assert "Started the grid job in the background" in capsys.readouterr().out

@@ -537,3 +537,21 @@ def test_status_suggests_the_next_stage(kind: str, state: str, expected: str) ->
     from loratui.jobs.status import JobStatus
 
     assert _next_hint(JobStatus(state=state, kind=kind), "P") == expected
+
+
+def test_a_tag_job_keeps_an_edit_made_to_loratui_toml_while_it_ran(demo_pictures_project, monkeypatch, capsys):
+    """The trigger a tag job saves at its end goes into loratui.toml as it is then, not as it was at the start."""
+    from loratui.dataset import tagger
+    from loratui.dataset.tagger import TagRun
+    from loratui.progress import Outcome
+
+    root = demo_pictures_project.root
+
+    def tag_while_the_user_edits(project, config, **kwargs):
+        project.update(lambda stored: setattr(stored.training, "epochs", 7))  # the wizard saves a parameter
+        return TagRun(Outcome(), model="tiny")
+
+    monkeypatch.setattr(tagger, "tag_dataset", tag_while_the_user_edits)
+    assert main(["tag", str(root), "--trigger", "akari2"]) == 0
+    saved = demo_pictures_project.load()
+    assert saved.training.epochs == 7 and saved.concepts[0].trigger == "akari2"

@@ -127,10 +127,25 @@ def test_stop_file_then_resume_continues_the_same_run(tmp_path: Path, tiny_sd15_
     assert events[-2] == {**events[-2], "type": "warning", "message": "stopped by request at step 3"}
     assert events[-1]["type"] == "done" and events[-1]["stopped"] is True
     assert (project.output_dir / "project-step00000003.safetensors").is_file()
+    steps = step_events(project)
 
+    # A resume with settings that change the optimisation is refused, naming each change, before torch runs.
+    import dataclasses
+
+    changed = dataclasses.replace(config, training=dataclasses.replace(
+        config.training, unet_lr=2e-3, optimizer="Lion", min_snr_gamma=5.0))
+    with pytest.raises(LoratuiError) as refused:
+        run_training(project, changed, resume=True)
+    message = str(refused.value)
+    assert "\n" not in message and "cannot resume: the run was made with other settings" in message
+    for change in ("training.unet_lr: 0.001 -> 0.002", 'training.optimizer: "AdamW" -> "Lion"',
+                   "training.min_snr_gamma: 0.0 -> 5.0", f"`loratui train {project.root}` (without --resume)"):
+        assert change in message
+    # Settings that do not change the run may: TensorBoard on for the rest of it.
+    config.training.tensorboard = True
     second = run_training(project, config, resume=True)
     assert second.steps == 6 and second.resumed_from == 3 and not second.stopped
-    steps = step_events(project)
+    steps += step_events(project)
     assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
     assert (project.output_dir / "project-000002.safetensors").is_file()
 
@@ -270,7 +285,7 @@ def test_prodigy_without_its_package_and_warmup_with_constant_are_refused() -> N
     import importlib.util
 
     from loratui.config import TrainingSettings
-    from loratui.training.optim import check_optimizer
+    from loratui.training.preflight import check_optimizer
 
     if importlib.util.find_spec("prodigyopt") is None:
         with pytest.raises(LoratuiError, match="pip install prodigyopt"):

@@ -206,3 +206,21 @@ def test_multi_gpu_bad_input_fails_once_before_launching(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere.safetensors" in err[0]
     assert not (project.state_dir / "jobs" / "training.json").exists()  # refused before the launch took the job slot
+
+
+def test_accumulation_syncs_gradients_once_per_step_with_the_same_losses(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    """2 ranks, 2 micro-batches a step: gradients are all-reduced on the last micro-batch only (no_sync on the
+    others), and the run's losses equal those of syncing every micro-batch, as loratui did before."""
+    from loratui.training.loop import SYNC_EVERY_BATCH_ENV
+
+    losses = {}
+    for name, extra in (("no_sync", {}), ("every batch", {SYNC_EVERY_BATCH_ENV: "1"})):
+        project, _ = tiny_project(tmp_path / name.replace(" ", "-"), tiny_sd15_dir, {"akari": (1, [(128, 128)] * 8)},
+                                  epochs=2, batch_size=1, gradient_accumulation_steps=2, save_every_n_epochs=0)
+        done = subprocess.run([sys.executable, "-m", "loratui", "train", str(project.root), "--gpus", "2"],
+                              env={**_env(), **extra}, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stderr[-3000:]
+        steps = step_events(project)
+        assert [e["step"] for e in steps] == [1, 2, 3, 4]  # 8 pictures / (1 x 2 micro-batches x 2 ranks) x 2 epochs
+        losses[name] = [e["loss"] for e in steps]
+    assert losses["no_sync"] == pytest.approx(losses["every batch"], rel=1e-5, abs=1e-7)

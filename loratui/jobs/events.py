@@ -165,13 +165,19 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 TERMINAL_TYPES = (Done.TYPE, JobError.TYPE)
 
 
-def declared_fields(cls: type[Event]) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)} - {"time", "job"}
+def declared_fields(cls: type[Event]) -> frozenset[str]:
+    return _FIELDS[cls]
 
 
-def required_fields(cls: type[Event]) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+_ORDER = {cls: tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("time", "job")) for cls in EVENT_CLASSES}
+_FIELDS = {cls: frozenset(names) for cls, names in _ORDER.items()}
+_REQUIRED = {cls: frozenset(f.name for f in dataclasses.fields(cls)
+                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+             for cls in EVENT_CLASSES}
+
+
+def required_fields(cls: type[Event]) -> frozenset[str]:
+    return _REQUIRED[cls]
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -181,8 +187,9 @@ def to_record(event: Event) -> dict[str, Any]:
     """The JSON object of one line. Refuses a type that is not declared in :data:`EVENT_TYPES`."""
     if EVENT_TYPES.get(event.TYPE) is not type(event):
         raise TypeError(f"{type(event).__name__} is not a declared event type (loratui.jobs.events.EVENT_TYPES)")
-    fields = {f.name: _clean(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name not in ("time",
-                                                                                                           "job")}
+    # An optional field left at None is not written: a long run's lines stay short, and readers default it.
+    fields = {name: _clean(value) for name in _ORDER[type(event)]
+              if (value := getattr(event, name)) is not None or name in _REQUIRED[type(event)]}
     return {"v": SCHEMA_VERSION, "job": event.job, "type": event.TYPE, "time": round(event.time, 3), **fields}
 
 

@@ -131,13 +131,13 @@ class Job:
     def cancel_token(self, poll_s: float = 0.5, linked: CancelToken | None = None) -> CancelToken:
         """A token cancelled when `loratui stop DIR` asks this job to stop, or when ``linked`` (the caller's own
         token) is cancelled — for loops that take a CancelToken."""
-        token = CancelToken()
+        token = CancelToken(also=linked)
         finished = threading.Event()
         self._watchers.append(finished)
 
         def watch() -> None:
             while not finished.wait(poll_s):
-                if self.stop_requested or (linked is not None and linked.cancelled):
+                if self.stop_requested:
                     token.cancel()
                     return
 
