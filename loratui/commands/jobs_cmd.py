@@ -148,11 +148,13 @@ def _progress_line(status: JobStatus) -> str:
         epochs = f"/{status.epochs}" if status.epochs else ""
         epoch = f", epoch {status.epoch}{epochs}" if status.epoch is not None else ""
         return f"step {status.step}{total}{pct}{epoch}"
+    eta = f", ETA {format_duration(status.stage_eta_s)}" if status.stage_eta_s is not None and status.alive else ""
     if status.total_steps:
-        return f"0/{status.total_steps} steps (loading)"
+        stage = f"{status.stage} {status.done}/{status.total}{eta}" if status.stage else "loading the model"
+        return f"0/{status.total_steps} steps ({stage})"
     if status.done is not None and status.total is not None:
         item = f"  {status.item}" if status.item else ""
-        return f"{status.stage} {status.done}/{status.total}{pct}{item}"
+        return f"{status.stage} {status.done}/{status.total}{pct}{eta}{item}"
     return ""
 
 
@@ -298,6 +300,10 @@ def detach(project_dir: Path, kind: str, argv: list[str]) -> int:
     begun = "is starting" if state == STARTING else "runs"
     print(f"Started the {kind} job in the background (pid {job.pid}); it {begun} and goes on if you log out.")
     print(f"Log: {rel_path(str(job.log_path), project.root)} · events: {rel_path(job.events_path, project.root)}")
-    print(f"Watch: loratui status {project_dir} · loratui logs {project_dir} --follow · stop: loratui stop "
-          f"{project_dir}")
+    from loratui.jobs.status import running
+
+    # With another job running too, `logs` and `stop` need to be told which one.
+    which = f" --job {kind}" if any(s.kind != kind for s in running(project)) else ""
+    print(f"Watch: loratui status {project_dir}{which} · loratui logs {project_dir}{which} --follow · stop: "
+          f"loratui stop {project_dir}{which}")
     return 0

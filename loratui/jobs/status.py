@@ -60,6 +60,7 @@ class JobStatus:
     total: int | None = None
     item: str | None = None
     rate: float | None = None
+    stage_eta_s: float | None = None  # time left in the current stage (progress events)
     last_checkpoint: str | None = None
     last_checkpoint_epoch: int | None = None
     checkpoints: int = 0
@@ -91,8 +92,8 @@ class JobStatus:
 
 # Fields the events fold into (the rest come from the record and the lock on every poll).
 FOLDED = ("step", "total_steps", "epoch", "epochs", "loss", "lr", "images_per_s", "eta_s", "stage", "done", "total",
-          "item", "rate", "last_checkpoint", "last_checkpoint_epoch", "checkpoints", "cells", "final_path", "summary",
-          "warnings", "last_warning", "message")
+          "item", "rate", "stage_eta_s", "last_checkpoint", "last_checkpoint_epoch", "checkpoints", "cells",
+          "final_path", "summary", "warnings", "last_warning", "message")
 
 
 @dataclass
@@ -115,9 +116,8 @@ class _Fold:
             if event.loss is not None:
                 self.losses.append(event.loss)
         elif isinstance(event, ev.Progress):
-            f.update(stage=event.stage, done=event.done, total=event.total, item=event.item, rate=event.rate)
-            if f.get("step") is None:
-                f["eta_s"] = event.eta_s
+            f.update(stage=event.stage, done=event.done, total=event.total, item=event.item, rate=event.rate,
+                     stage_eta_s=event.eta_s)
         elif isinstance(event, ev.Checkpoint):
             f.update(last_checkpoint=event.path, last_checkpoint_epoch=event.epoch,
                      checkpoints=f.get("checkpoints", 0) + 1)

@@ -57,7 +57,7 @@ def preflight(project: Project, config: Config, *, allow_pickle: bool = False, g
     plan = estimate(project, config, gpus, family=detection.family or None)
     settings = run_settings(config, plan.steps.steps_per_epoch, gpus)
     position = check_resume(state_folder(project.state_dir), settings, project.root) if resume else None
-    check_free_space(project, config, detection.family or "", len(dataset.pictures), resume)
+    check_free_space(project, config, detection.family or "", len(dataset.pictures))
     if config.training.train_text_encoder and config.training.text_encoder_lr == 0:
         warnings.append("training.text_encoder_lr is 0: the text encoder is not trained (set a rate such as "
                         "1e-5, or turn train_text_encoder off)")
@@ -124,7 +124,7 @@ def space_needed(config: Config, family: str, pictures: int) -> SpaceNeeded:
     return SpaceNeeded(files, file_bytes, per_rank * t.network_dim * STATE_FILES_WORTH, latents)
 
 
-def check_free_space(project: Project, config: Config, family: str, pictures: int, resume: bool) -> None:
+def check_free_space(project: Project, config: Config, family: str, pictures: int) -> None:
     needed = space_needed(config, family, pictures)
     try:
         free = shutil.disk_usage(project.output_dir).free
