@@ -230,10 +230,10 @@ def test_training_and_a_grid_run_at_once_and_stop_asks_which(project, capsys):
         assert stop_path(project, TRAINING).exists() and not stop_path(project, PREVIEW).exists()
         assert job_status(project, TRAINING).state == STOPPING and job_status(project, PREVIEW).state == RUNNING
     # Each job wrote its own file: nothing of one is in the other's.
+    from loratui.jobs.event_log import read_events
+
     for held in (train, grid):
-        kinds = {e.job for e in __import__("loratui.jobs.event_log", fromlist=["x"]).read_events(
-            held.handle.events_path)}
-        assert kinds == {held.handle.job_id}
+        assert {e.job for e in read_events(held.handle.events_path)} == {held.handle.job_id}
 
 
 def test_the_lock_frees_when_its_holder_is_killed_and_status_says_lost(project):

@@ -24,9 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     status = commands.add_parser(
         "status",
         help="what the project's job is doing: state, progress, loss, ETA, last checkpoint",
-        description="Show the project's current or last job (train, prepare, tag): running, stopping, done, "
-        "stopped, failed or lost (killed without finishing), with its progress, loss, ETA, last checkpoint and "
-        "log file.",
+        description="Show the project's most recent job (prepare, tag, train or grid; --job picks one): running, "
+        "stopping, done, stopped, failed or lost (killed without finishing), with its progress, loss, ETA, last "
+        "checkpoint, log and events file. Other jobs running at the same time are listed below it.",
     )
     add_project_dir(status)
     _add_job_choice(status)
@@ -50,7 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     stop = commands.add_parser(
         "stop",
         help="ask the running job to finish its step, save and exit",
-        description="Ask the project's running job to stop: training finishes its current step, saves a "
+        description="Ask the project's running job (--job when several run) to stop: training finishes its "
+        "current step, saves a "
         "resumable state and a checkpoint, and exits (`loratui train DIR --resume` goes on); prepare and tag "
         "keep the pictures done so far. --now sends SIGTERM instead, as a last resort.",
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from loratui.errors import LoratuiError
 from loratui.jobs import events as ev
+from loratui.jobs.command import JobOptions, command_line
 from loratui.jobs.event_log import read_events
 from loratui.jobs.kinds import DONE, FAILED, RUNNING, STARTING, resource_of
 from loratui.jobs.locks import LOCK_FD_ENV, resource_lock
@@ -109,6 +110,11 @@ def start_detached(project: Project, kind: str, argv: list[str]) -> DetachedJob:
             current.pid = child.pid
             write_record(project, current)
     return DetachedJob(project, kind, job_id, child.pid, log_path, events_file(project, job_id), log_start, child)
+
+
+def start_job(project: Project, options: JobOptions) -> DetachedJob:
+    """Start the job ``options`` describe (what the wizard calls): :func:`start_detached` on its command line."""
+    return start_detached(project, options.KIND, command_line(project.root, options))
 
 
 def _detach_options() -> dict[str, Any]:

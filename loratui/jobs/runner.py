@@ -189,15 +189,10 @@ def _fresh(project: Project, kind: str, argv: list[str] | None) -> Iterator[Job]
         handle.emit(ev.Start(kind=kind, resource=handle.resource, pid=os.getpid(), argv=argv))
         restore = _terminate_on_sigterm()
         try:
-            yield handle
-        except BaseException as exc:
-            _finish_failed(handle, exc)
-            raise
-        else:
-            _finish_ok(handle)
+            with _ended(handle):
+                yield handle
         finally:
             restore()
-            handle._close()
             record.finished = time.time()
             write_record(project, record)
             stop_path(project, resource_of(kind)).unlink(missing_ok=True)
@@ -208,8 +203,15 @@ def _attached(project: Project, kind: str, job_id: str) -> Iterator[Job]:
     main_rank = os.environ.get("RANK", "0") == "0"
     writer = EventWriter(events_file(project, job_id), job_id, enabled=main_rank)
     handle = Job(project, kind, job_id, writer, None)
-    try:
+    with _ended(handle):
         yield handle
+
+
+@contextlib.contextmanager
+def _ended(handle: Job) -> Iterator[None]:
+    """Write the job's end (see the module docstring) however the body leaves, then close its events."""
+    try:
+        yield
     except BaseException as exc:
         _finish_failed(handle, exc)
         raise
