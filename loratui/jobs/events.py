@@ -213,18 +213,20 @@ def parse_event(record: dict[str, Any]) -> Event | None:
     """The typed event of one parsed line, of any version; None for a line that is not an event at all."""
     if not isinstance(record, dict) or not isinstance(record.get("type"), str):
         return None
-    version = record.get("v", 0)
     kind = record["type"]
-    body = {k: v for k, v in record.items() if k not in ENVELOPE}
-    if version == 0:
-        kind, body = _from_version_0(kind, body)
+    if record.get("v", 0) == 0:
+        kind, body = _from_version_0(kind, {k: v for k, v in record.items() if k not in ENVELOPE})
+    else:
+        body = record
     cls = EVENT_TYPES.get(kind)
-    envelope = {"time": _number(record.get("time")) or 0.0, "job": str(record.get("job") or "")}
+    when = record.get("time")
+    when = float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) else 0.0
+    job = str(record.get("job") or "")
     if cls is None:
-        return Unknown(type=kind, fields=body, **envelope)
-    known = {k: v for k, v in body.items() if k in declared_fields(cls)}
-    try:
-        return cls(**known, **envelope)
+        return Unknown(type=kind, fields={k: v for k, v in body.items() if k not in ENVELOPE}, time=when, job=job)
+    names = _FIELDS[cls]
+    try:  # the fields this version knows; a newer writer's extra fields are left out
+        return cls(**{k: v for k, v in body.items() if k in names}, time=when, job=job)
     except TypeError:  # a required field is missing: a damaged or foreign line
         return None
 
@@ -239,10 +241,6 @@ def _from_version_0(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any
         seconds = body.pop("seconds", None)
         return Done.TYPE, {"stopped": stopped, "result": result, "seconds": seconds, "summary": body}
     return kind, body
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def check_record(record: dict[str, Any]) -> list[str]:
