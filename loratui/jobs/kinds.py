@@ -25,7 +25,7 @@ FINAL_STATES = (DONE, STOPPED, FAILED, LOST)
 
 def resource_of(kind: str) -> str:
     """The resource a kind of job locks; a kind not listed (a tool's own job) gets a resource of its own name."""
-    return KIND_RESOURCE.get(kind, kind if kind in RESOURCES else kind)
+    return KIND_RESOURCE.get(kind, kind)
 
 
 def resolve_job_name(name: str) -> str:
