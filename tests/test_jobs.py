@@ -555,3 +555,21 @@ def test_a_tag_job_keeps_an_edit_made_to_loratui_toml_while_it_ran(demo_pictures
     assert main(["tag", str(root), "--trigger", "akari2"]) == 0
     saved = demo_pictures_project.load()
     assert saved.training.epochs == 7 and saved.concepts[0].trigger == "akari2"
+
+
+def test_a_job_of_an_older_loratui_still_running_keeps_its_project(project, capsys):
+    """loratui 0.x held .loratui/job.lock for every kind of job: while it does, no new job starts."""
+    import fcntl
+
+    project.state_dir.mkdir()
+    (project.state_dir / "job.json").write_text(json.dumps(
+        {"kind": "train", "pid": os.getpid(), "started": time.time(), "argv": ["train"], "status": "running"}))
+    fd = os.open(project.state_dir / "job.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(LoratuiError, match=f"in use by a train job \\(pid {os.getpid()}"), job(project, "grid"):
+            pass
+    finally:
+        os.close(fd)
+    with job(project, "grid"):
+        pass

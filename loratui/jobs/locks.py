@@ -24,8 +24,8 @@ from pathlib import Path
 from loratui.errors import LoratuiError
 from loratui.jobs.kinds import RUNNING, STARTING
 from loratui.jobs.liveness import pid_alive
-from loratui.jobs.paths import jobs_dir, lock_path
-from loratui.jobs.record import read_record
+from loratui.jobs.paths import LEGACY_LOCK, jobs_dir, lock_path
+from loratui.jobs.record import read_legacy, read_record
 from loratui.project import Project
 
 try:
@@ -118,6 +118,9 @@ def _acquire(project: Project, resource: str, kind: str, job_id: str | None) -> 
                 os.close(fd)
                 raise busy_error(project, resource, kind) from None
             time.sleep(0.05)
+    if _legacy_held(project):
+        _release(HeldLock(resource, fd, holder))  # an older loratui still runs a job here: its turn
+        raise busy_error(project, resource, kind)
     _write_holder(fd, holder)
     return HeldLock(resource, fd, holder)
 
@@ -192,10 +195,19 @@ def holder(project: Project, resource: str) -> Holder | None:
         return Holder(0, "job", None, 0.0)
 
 
+def _legacy_held(project: Project) -> bool:
+    """A job started by loratui 0.x (one lock for the whole project) is still running."""
+    legacy = project.state_dir / LEGACY_LOCK
+    return legacy.exists() and is_locked(project, "", legacy)
+
+
 def busy_error(project: Project, resource: str, wanted: str) -> LoratuiError:
     """One line: what holds the resource, and how to watch or stop it."""
     who = holder(project, resource)
     record = read_record(project, resource)
+    legacy = read_legacy(project) if fcntl is not None and _legacy_held(project) else None
+    if who is None and legacy is not None:
+        who = Holder(legacy.pid, legacy.kind, None, legacy.started)
     if who is None and record is not None:
         who = Holder(record.pid, record.kind, record.job_id, record.started)
     if who is None:
