@@ -19,14 +19,12 @@ def add_project_dir(parser: argparse.ArgumentParser, *, optional: bool = False, 
 
 def open_project(args: argparse.Namespace) -> Project:
     """The project in ``args.dir``, refused with what to do when the folder is not one."""
-    from loratui.project import Project  # here, not at the top: `loratui --help` stays quick
-
-    return Project.open(args.dir)
+    return open_project_dir(args.dir)
 
 
 def open_project_dir(folder: Path) -> Project:
     """The project in ``folder`` (as :func:`open_project`, for a folder not taken from ``args``)."""
-    from loratui.project import Project
+    from loratui.project import Project  # here, not at the top: `loratui --help` stays quick
 
     return Project.open(folder)
 

@@ -80,7 +80,7 @@ def run_grid_command(args: argparse.Namespace) -> int:
         return detach(args.dir, "grid", argv)
     result = _render(project, config, options, argv)
     if args.json:
-        print(json.dumps({**result.grid.to_dict(), "run": run_facts(result)}, ensure_ascii=False, indent=2))
+        print(json.dumps({**result.grid.to_dict(), "run": result.facts()}, ensure_ascii=False, indent=2))
         return 0
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -145,15 +145,6 @@ def _render(project: Project, config: Config, options: GridOptions, argv: list[s
             return run_grid(project, config, options, progress=bar)
         finally:
             bar.close()
-
-
-def run_facts(result: GridResult) -> dict[str, object]:
-    """The run's counts (the job's ``done`` event and --json)."""
-    root_png = result.grid.png
-    best = result.suggested
-    return {"png": root_png, "cells": len(result.cells), "rendered": result.rendered, "cached": result.cached,
-            "failed": result.failed, "seconds": round(result.seconds, 2),
-            "suggestion": best.cell.label if best is not None else None, "warnings": list(result.warnings)}
 
 
 # --- what is printed -------------------------------------------------------------------------------

@@ -83,8 +83,10 @@ def run_status(args: argparse.Namespace) -> int:
 
     project = open_project(args)
     resource = _resource(args)
-    status = job_status(project, resource)
-    others = [] if resource else [s for s in all_statuses(project) if s.job_id != status.job_id]
+    if resource is not None:
+        status, others = job_status(project, resource), []
+    else:  # the most recent job first, then the others
+        status, *others = all_statuses(project) or [job_status(project)]
     if args.json:
         print(json.dumps({**status.to_dict(), "others": [_brief(s) for s in others]}, ensure_ascii=False, indent=2))
         return 0
@@ -204,7 +206,7 @@ def run_logs(args: argparse.Namespace) -> int:
     if status.events_path is None:
         print("No job has run in this project yet.", file=sys.stderr)
         return 0
-    reader = EventReader(Path(status.events_path), _start_offset(project, status))
+    reader = EventReader(Path(status.events_path), status.events_offset)
     context: dict[str, Any] = {}
     events = _print_new(reader, args.raw, context)
     if not args.follow:
@@ -219,27 +221,19 @@ def run_logs(args: argparse.Namespace) -> int:
         return 130  # watching stopped; the job goes on
 
 
-def _start_offset(project: Project, status: JobStatus) -> int:
-    """Where the job's lines begin: 0 in its own file; a legacy record's offset in the old shared file."""
-    from loratui.jobs.record import read_records
-
-    record = next((r for r in read_records(project) if r.job_id == status.job_id), None)
-    return record.events_offset if record is not None else 0
-
-
 def _print_new(reader: Any, raw: bool, context: dict[str, Any]) -> list[Any]:
     """Print what was written since the last read; ``raw`` prints the lines as written."""
     from loratui.jobs.event_log import parse_lines
 
-    start = reader.offset
-    events = reader.read_new()
-    if raw:
-        with open(reader.path, "rb") as handle:
-            handle.seek(start)
-            data = handle.read(reader.offset - start)
-        for line in data.decode("utf-8", "replace").splitlines():
-            if line.strip() and parse_lines(line.encode()):
-                print(line, flush=True)
+    if not raw:
+        events = reader.read_new()
+    else:
+        events = []
+        for line in reader.read_new_bytes().splitlines():
+            parsed = parse_lines(line)  # what is not an event is not printed either way
+            if parsed:
+                print(line.decode("utf-8", "replace"), flush=True)
+                events += parsed
         return events
     for event in events:
         print(format_event(event, context), flush=True)

@@ -79,7 +79,7 @@ def run_tag(args: argparse.Namespace) -> int:
     _apply_overrides(config, args)
     concepts = _chosen_concepts(config, args)
     if args.trigger is not None:
-        _stored_with_trigger(project, concepts[0].name, args.trigger)  # a bad trigger word is refused here
+        _check_trigger(project, concepts[0].name, args.trigger)  # a bad trigger word is refused before the run
     argv = command_line(args.dir, options_from_args("tag", args))
     if args.detach:
         from loratui.commands.jobs_cmd import detach
@@ -174,18 +174,16 @@ def _change_trigger(project: Project, config: Config, concept: Concept, trigger:
     print(f"Trigger of {concept.name}: {trigger!r} ({was}saved in {project.config_path.name})")
 
 
-def _stored_with_trigger(project: Project, concept_name: str, trigger: str) -> Config:
-    """loratui.toml as it is on disk with the new trigger, checked (so a bad word is refused before the run)."""
+def _check_trigger(project: Project, concept_name: str, trigger: str) -> None:
+    """Refuse a trigger word loratui.toml would not accept, with the rule it breaks."""
     from loratui.config_io import dump_config, parse_config
     from loratui.errors import LoratuiError
 
     stored = project.load()
-    index = next(i for i, c in enumerate(stored.concepts) if c.name == concept_name)
-    stored.concepts[index].trigger = trigger
+    _set_trigger(stored, concept_name, trigger)
     _, problems = parse_config(dump_config(stored), "loratui.toml")
     if problems:
         raise LoratuiError(f"--trigger {trigger!r}: {problems[0].message}")
-    return stored
 
 
 def print_models(stream: TextIO | None = None) -> None:

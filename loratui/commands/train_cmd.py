@@ -56,16 +56,17 @@ def run_train(args: argparse.Namespace) -> int:
     config = project.load()
     argv = command_line(args.dir, options_from_args("train", args))
     gpus = args.gpus or config.training.gpus
+    checks = None
     if not os.environ.get(LAUNCHED_ENV):
         # Bad input fails here in one line, before a detached job or N ranks start, and before torch loads.
-        preflight(project, config, allow_pickle=args.allow_pickle, gpus=gpus, resume=args.resume)
+        checks = preflight(project, config, allow_pickle=args.allow_pickle, gpus=gpus, resume=args.resume)
     if args.detach:
         from loratui.commands.jobs_cmd import detach
 
         return detach(args.dir, "train", argv)
     if gpus > 1 and not os.environ.get(LAUNCHED_ENV):
         return _launch(project, gpus, argv)
-    return _train_foreground(project, args, argv)
+    return _train_foreground(project, config, args, argv, checks)
 
 
 def _launch(project: Project, gpus: int, argv: list[str]) -> int:
@@ -159,14 +160,14 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _train_foreground(project: Project, args: argparse.Namespace, argv: list[str]) -> int:
+def _train_foreground(project: Project, config: Any, args: argparse.Namespace, argv: list[str],
+                      checks: Any) -> int:
     from loratui.commands.progress_view import ProgressBar
     from loratui.jobs import events as ev
     from loratui.jobs.runner import job
     from loratui.progress import Progress
     from loratui.training.loop import run_training
 
-    config = project.load()
     main_process = os.environ.get("RANK", "0") == "0"
     bar = ProgressBar() if main_process else None
 
@@ -185,7 +186,7 @@ def _train_foreground(project: Project, args: argparse.Namespace, argv: list[str
         handle.listen(show)
         try:
             result = run_training(project, config, resume=args.resume, max_steps=args.max_steps,
-                                  allow_pickle=args.allow_pickle)
+                                  allow_pickle=args.allow_pickle, checks=checks)
         finally:
             if bar is not None:
                 bar.close()

@@ -256,8 +256,7 @@ def prepare_project(
 
 def _prepare_all(project: Project, force: bool, workers: int | None, progress: ProgressCallback,
                  cancel: CancelToken) -> PrepareResult:
-    config = project.load()
-    check_sources(project, config)
+    config = project.load()  # the sources were checked before the job took the dataset
     outcome = Outcome()
     result = PrepareResult(outcome)
     manifest = _Manifest.load(project.state_dir / MANIFEST_NAME, outcome)

@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +75,19 @@ class EventReader:
     offset: int = 0
 
     def read_new(self) -> list[Event]:
+        return parse_lines(self.read_new_bytes())
+
+    def read_new_bytes(self) -> bytes:
+        """The whole lines written since the last call, as written."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
                 data = handle.read()
         except FileNotFoundError:
-            return []
+            return b""
         end = data.rfind(b"\n") + 1
         self.offset += end
-        return parse_lines(data[:end])
+        return data[:end]
 
 
 def parse_lines(data: bytes) -> list[Event]:
@@ -138,14 +142,3 @@ def terminal_event(path: Path, start: int = 0) -> Event | None:
     return next((e for e in reversed(last_events(path, start)) if e.TYPE in TERMINAL_TYPES), None)
 
 
-def follow(path: Path, poll_s: float = 0.5, stop_when_done: bool = True) -> Iterator[Event]:
-    """Yield events as they are written; ends after ``done`` or ``error`` when ``stop_when_done``."""
-    reader = EventReader(Path(path))
-    while True:
-        batch = reader.read_new()
-        for event in batch:
-            yield event
-            if stop_when_done and event.TYPE in TERMINAL_TYPES:
-                return
-        if not batch:
-            time.sleep(poll_s)

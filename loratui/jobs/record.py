@@ -68,18 +68,14 @@ class JobRecord:
 def new_job_id(kind: str) -> str:
     """``train-20261202-210301-4123`` (kind, start time, process id; ``-2``, ``-3`` for a process's later jobs in
     the same second): sortable by time, unique, readable as a file name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{kind}-{stamp}-{os.getpid()}"
+    base = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     with _id_lock:
-        if _last_id_stamp.get(base) is None:
-            _last_id_stamp[base] = 1
-            return base
-        _last_id_stamp[base] += 1
-        return f"{base}-{_last_id_stamp[base]}"
+        count = _ids_made[base] = _ids_made.get(base, 0) + 1
+    return base if count == 1 else f"{base}-{count}"
 
 
 _id_lock = threading.Lock()
-_last_id_stamp: dict[str, int] = {}
+_ids_made: dict[str, int] = {}
 
 
 def new_record(project: Project, kind: str, job_id: str, argv: list[str], status: str, *, pid: int | None = None,

@@ -150,11 +150,6 @@ class Job:
         self.writer.close()
 
 
-def current_job(project: Project, resource: str) -> Job | None:
-    """The job this thread has open on ``resource``."""
-    return getattr(_open, "jobs", {}).get((str(project.root.resolve()), resource))
-
-
 @contextlib.contextmanager
 def job(project: Project, kind: str, argv: list[str] | None = None) -> Iterator[Job]:
     """Run the ``with`` body as a job of ``kind`` on its resource; a one-line LoratuiError if the resource is busy.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class JobStatus:
     argv: list[str] = field(default_factory=list)
     log_path: str | None = None
     events_path: str | None = None
+    events_offset: int = 0  # where the job's lines begin (0 but in a legacy shared file)
     starting: bool = False
     step: int | None = None
     total_steps: int | None = None
@@ -212,7 +213,8 @@ class JobTracker:
     def _status(self, record: JobRecord) -> JobStatus:
         status = JobStatus(state=NONE, job_id=record.job_id, kind=record.kind, resource=record.resource,
                            pid=record.pid, started=record.started, finished=record.finished, argv=record.argv,
-                           log_path=record.log, events_path=record.events, losses=list(self._fold.losses))
+                           log_path=record.log, events_path=record.events, events_offset=record.events_offset,
+                           losses=list(self._fold.losses))
         for name in FOLDED:
             if name in self._fold.figures:
                 setattr(status, name, self._fold.figures[name])
@@ -264,6 +266,3 @@ def all_statuses(project: Project) -> list[JobStatus]:
 def running(project: Project) -> list[JobStatus]:
     return [status for status in all_statuses(project) if status.alive]
 
-
-def status_fields() -> list[str]:
-    return [f.name for f in fields(JobStatus)]

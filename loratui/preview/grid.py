@@ -83,6 +83,13 @@ class GridResult:
     def suggested(self) -> CellResult | None:
         return None if self.suggestion is None else self.cells[self.suggestion]
 
+    def facts(self) -> dict[str, Any]:
+        """The run's counts (`grid --json` and, without the PNG and warnings, the job's ``done`` event)."""
+        best = self.suggested
+        return {"png": self.grid.png, "cells": len(self.cells), "rendered": self.rendered, "cached": self.cached,
+                "failed": self.failed, "seconds": round(self.seconds, 2),
+                "suggestion": best.cell.label if best is not None else None, "warnings": list(self.warnings)}
+
 
 def cells_dir(project: Project) -> Path:
     return project.preview_dir / CELLS_DIR
@@ -108,10 +115,8 @@ def run_grid(
     plan = plan_grid(project, config, options)
     with job(project, "grid") as handle:
         result = _run(project, config, plan, options, handle, progress, cancel)
-        best = result.suggested
-        handle.done(result=result.png, seconds=round(result.seconds, 2), cells=len(result.cells),
-                    rendered=result.rendered, cached=result.cached, failed=result.failed,
-                    suggestion=best.cell.label if best is not None else None)
+        counts = {k: v for k, v in result.facts().items() if k not in ("png", "warnings")}
+        handle.done(result=result.png, **counts)
         return result
 
 

@@ -49,14 +49,17 @@ def run_training(
     max_steps: int | None = None,
     cancel: CancelToken | None = None,
     allow_pickle: bool = False,
+    checks: Preflight | None = None,
 ) -> TrainResult:
     """Train the project's LoRA as a ``train`` job (joining the caller's, if it opened one). Bad input fails with
     one line before torch loads; the run's plan, steps, checkpoints and end go to the job's events.
 
     ``max_steps`` ends the run early (quick checks) and still writes the final file; ``cancel`` or a stop request
-    (`loratui stop DIR`) end it after the current step with a resumable state.
+    (`loratui stop DIR`) end it after the current step with a resumable state. ``checks`` is the preflight a
+    caller already ran on the same settings (the CLI does, before it opens the job); without it, it runs here.
     """
-    checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count(), resume=resume)
+    if checks is None:
+        checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count(), resume=resume)
     with job(project, "train") as handle:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
