@@ -173,6 +173,12 @@ class TaggingSettings:
     )
     write_rating: bool = setting(False, "Also write the rating tag (general, sensitive, ...) into captions.")
     batch_size: int = setting(8, "Pictures tagged together. Higher is faster on a GPU.", minimum=1, maximum=256)
+    fast_decode: bool = setting(
+        False,
+        "Decode large JPEGs about FASTX faster for the tagger (JPEG draft, scale then pad). The tagger then sees "
+        "slightly different pixels (mean MEANDIFF/255), which moved tag probabilities by up to MAXSHIFT in a test, "
+        "enough to cross the threshold; off = the reference decode.",
+    )
     deleted_tags: list[str] = setting(
         [],
         "Tags removed from every caption: the ones your trigger word should carry (hair colour, eye colour, "

@@ -318,7 +318,7 @@ def _check_captions(project: Project, config: Config, concept: Concept, key: str
     from loratui.dataset.captions import caption_path, parse_caption_bytes, split_tags, tag_key
 
     file, root = str(project.config_path), project.root
-    missing, empty, tagged = [], [], []
+    missing, empty, tagged, guessed = [], [], [], []
     for picture in pictures:
         caption = caption_path(picture)
         try:
@@ -328,9 +328,18 @@ def _check_captions(project: Project, config: Config, concept: Concept, key: str
             continue
         except OSError as exc:
             return [Problem(file, key, f"{caption}: cannot be read ({exc.strerror}): check its permissions")]
-        tags = parse_caption_bytes(data).tags
+        parsed = parse_caption_bytes(data)
+        tags = parsed.tags
         (tagged if tags else empty).append((caption, [tag_key(t) for t in tags]))
+        if not parsed.certain:
+            guessed.append(caption)
     problems = []
+    if guessed:
+        them = "them" if len(guessed) != 1 else "it"
+        problems.append(_warning(file, key, f"{len(guessed)} caption{'s' if len(guessed) != 1 else ''} "
+                                            f"({_names(guessed)}): encoding could not be told for sure, so training "
+                                            f"reads a guess that may garble the tags: open {them} in a text editor "
+                                            f"and save {them} as UTF-8"))
     if empty:
         problems.append(Problem(file, key, f"{len(empty)} caption file{'s are' if len(empty) != 1 else ' is'} empty "
                                            f"({_names([c for c, _ in empty])}): kohya stops on an empty caption: "

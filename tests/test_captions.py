@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from loratui.dataset.captions import (
+    DAMAGED,
     apply_trigger_and_deletions,
     decode_caption,
     find_source_caption,
     format_caption,
     normalise_tags,
+    parse_caption_bytes,
     read_caption,
     split_tags,
     tag_key,
@@ -33,17 +37,21 @@ def test_utf16_with_a_bom(tmp_path, codec, bom):
     path = tmp_path / "a.txt"
     path.write_bytes(bom + "猫耳, red hair".encode(codec))
     caption = read_caption(path)
-    assert (caption.tags, caption.encoding) == (["猫耳", "red hair"], codec)
+    assert (caption.tags, caption.encoding, caption.certain) == (["猫耳", "red hair"], codec, True)
     assert any("not UTF-8" in w for w in caption.warnings)
 
 
-def test_gbk_text_reads_as_gb18030(tmp_path):
+GUESSED = "its encoding could not be told for sure"
+
+
+def test_gbk_text_reads_as_gb18030_but_only_as_a_guess(tmp_path):
     path = tmp_path / "a.txt"
     path.write_bytes("红色头发, 蓝眼睛, 1girl".encode("gbk"))
     caption = read_caption(path)
     assert caption.tags == ["红色头发", "蓝眼睛", "1girl"]
-    assert caption.encoding == "gb18030"
-    assert any("GB18030" in w and "not UTF-8" in w for w in caption.warnings)
+    assert (caption.encoding, caption.certain) == ("gb18030", False)
+    assert caption.warnings[0] == (f"{GUESSED} (it reads as GB18030 (GBK), which may be wrong): loratui will not "
+                                   "rewrite it; open it in a text editor and save it as UTF-8")
 
 
 def test_shift_jis_text_is_not_mistaken_for_gb18030(tmp_path):
@@ -53,8 +61,15 @@ def test_shift_jis_text_is_not_mistaken_for_gb18030(tmp_path):
     path = tmp_path / "a.txt"
     path.write_bytes(data)
     caption = read_caption(path)
-    assert (caption.tags, caption.encoding) == (["ねこみみ", "猫耳", "セーラー服"], "cp932")
-    assert any("Shift-JIS" in w for w in caption.warnings)
+    assert (caption.tags, caption.encoding, caption.certain) == (["ねこみみ", "猫耳", "セーラー服"], "cp932", False)
+    assert GUESSED in caption.warnings[0] and "Shift-JIS" in caption.warnings[0]
+
+
+def test_kanji_only_shift_jis_cannot_be_told_from_gb18030(tmp_path):
+    # No kana to go by: the bytes read as other, valid hanzi in GB18030. Not certain, so nothing may rewrite it.
+    caption = parse_caption_bytes("赤髪, 笑顔".encode("shift_jis"))
+    assert caption.tags != ["赤髪", "笑顔"] and not caption.certain
+    assert GUESSED in caption.warnings[0] and "save it as UTF-8" in caption.warnings[0]
 
 
 def test_plain_utf8_needs_no_warning(tmp_path):
@@ -62,6 +77,7 @@ def test_plain_utf8_needs_no_warning(tmp_path):
     path.write_text("猫耳, ねこみみ, red hair\n", encoding="utf-8")
     caption = read_caption(path)
     assert (caption.tags, caption.encoding, caption.warnings) == (["猫耳", "ねこみみ", "red hair"], "utf-8", [])
+    assert caption.certain and parse_caption_bytes(b"\xef\xbb\xbfred hair").certain
 
 
 def test_undecodable_bytes_are_replaced_not_fatal(tmp_path):
@@ -70,7 +86,26 @@ def test_undecodable_bytes_are_replaced_not_fatal(tmp_path):
     path = tmp_path / "a.txt"
     path.write_bytes(b"red hair, \xff\xfe\xff")
     caption = read_caption(path)
-    assert caption.tags[0] == "red hair" and "text in no known encoding" in caption.warnings[0]
+    assert caption.tags[0] == "red hair" and not caption.certain
+    assert caption.warnings[0].startswith(f"{GUESSED} (it is text in no known encoding")
+
+
+@pytest.mark.parametrize("data, encoding", [
+    (random.Random(7).randbytes(64), DAMAGED),
+    # A UTF-16 BOM is two bytes any binary file may start with: what follows must read as real text.
+    (b"\xff\xfe" + random.Random(7).randbytes(64), "utf-16-le"),
+    ("red hair, smile".encode("utf-16-le"), "utf-16-le"),  # no BOM: valid UTF-8 full of NULs, or UTF-16?
+    ("red hair, smile".encode("utf-16-be"), "utf-16-be"),
+    ("café, naïve".encode("cp1252"), DAMAGED),
+])
+def test_guessed_encodings_are_not_certain(data, encoding):
+    caption = parse_caption_bytes(data)
+    assert (caption.encoding, caption.certain) == (encoding, False)
+    assert caption.warnings[0].startswith(GUESSED)
+
+
+def test_utf16_without_a_bom_reads_its_tags():
+    assert parse_caption_bytes("red hair, smile".encode("utf-16-le")).tags == ["red hair", "smile"]
 
 
 def test_several_lines_are_joined_with_a_warning(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -216,25 +217,54 @@ def test_trigger_needs_a_concept_when_there_are_several(project):
     assert history(project) == []
 
 
-def test_gbk_and_bom_captions_are_rewritten_as_utf8_and_undo_gives_the_old_bytes(project):
+def test_bom_captions_are_rewritten_as_utf8_and_undo_gives_the_old_bytes(project):
     config = project.load()
     akari = config.concepts[0]
-    gbk = "红色头发, 1girl, smile".encode("gbk")
     bom = b"\xef\xbb\xbfakari, 1girl, smile"
-    sjis = "ねこみみ, 1girl, smile".encode("cp932")
-    for stem, data in (("gbk", gbk), ("bom", bom), ("sjis", sjis)):
+    utf16 = b"\xff\xfe" + "猫耳, 1girl, smile".encode("utf-16-le")
+    for stem, data in (("bom", bom), ("utf16", utf16)):
         add_picture(project, akari, stem, data)
     before = state(project)
     result = delete_tags(project, config, ["smile"])
     folder = project.concept_dir(akari)
-    assert (folder / "gbk.txt").read_bytes() == "akari, 红色头发, 1girl\n".encode()
     assert (folder / "bom.txt").read_bytes() == b"akari, 1girl\n"
-    assert (folder / "sjis.txt").read_bytes() == "akari, ねこみみ, 1girl\n".encode()
+    assert (folder / "utf16.txt").read_bytes() == "akari, 猫耳, 1girl\n".encode()
     warned = {note.path.name for note in result.outcome.warnings}
-    assert {"gbk.txt", "bom.txt", "sjis.txt"} <= warned
+    assert {"bom.txt", "utf16.txt"} <= warned
     undo(project)
     assert state(project) == before
-    assert (folder / "gbk.txt").read_bytes() == gbk
+    assert (folder / "utf16.txt").read_bytes() == utf16
+
+
+GUESSED_CAPTIONS = {  # a caption whose encoding can only be guessed, each also holding "smile"
+    "gbk": "红色头发, 1girl, smile".encode("gbk"),
+    "gb18030": "红色头发, 𠀀, smile".encode("gb18030"),
+    "sjis": "ねこみみ, 1girl, smile".encode("cp932"),
+    "kanji": "赤髪, 笑顔, smile".encode("shift_jis"),  # no kana: reads as (other) valid GB18030 hanzi
+    "random": random.Random(3).randbytes(40) + b", smile",
+    "utf16 no bom": "red hair, smile".encode("utf-16-le"),
+    "cp1252": "café, smile".encode("cp1252"),
+}
+
+
+@pytest.mark.parametrize("edit", [TagEdit(delete=["smile"]), TagEdit(trigger="akr", concept="akari")],
+                         ids=["delete", "trigger"])
+def test_captions_of_a_guessed_encoding_are_left_byte_identical_and_named(project, edit):
+    config = project.load()
+    akari = config.concepts[0]
+    for stem, data in GUESSED_CAPTIONS.items():
+        add_picture(project, akari, stem, data)
+    result = edit_tags(project, config, edit)
+    folder = project.concept_dir(akari)
+    for stem, data in GUESSED_CAPTIONS.items():
+        assert (folder / f"{stem}.txt").read_bytes() == data, stem
+    assert result.outcome.done > 0  # the UTF-8 captions were edited
+    warned = {note.path.stem: note.message for note in result.outcome.warnings}
+    for stem in GUESSED_CAPTIONS:
+        assert warned[stem].startswith("its encoding could not be told for sure ("), stem
+        assert warned[stem].endswith("loratui will not rewrite it; open it in a text editor and save it as UTF-8")
+    assert "GB18030 (GBK), which may be wrong" in warned["kanji"]
+    assert "text in no known encoding" in warned["cp1252"]
 
 
 def test_several_undos_walk_back_in_order(project):

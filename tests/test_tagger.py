@@ -171,6 +171,13 @@ def test_a_damaged_csv_or_model_names_the_file(tmp_path: Path):
     assert message.startswith(f"{folder / 'model.onnx'}: cannot be loaded as an ONNX model")
 
 
+def test_without_onnxruntime_the_tagger_says_what_to_install(model_dirs, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what `import onnxruntime` sees when it is not installed
+    message = one_line_error(lambda: Tagger.load(resolve_model(str(model_dirs["v3"]))))
+    assert message.startswith("the tagger needs onnxruntime, which is not installed: run scripts/setup")
+    assert "loratui[cpu]" in message
+
+
 def test_a_hub_id_offline_says_how_to_use_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     message = one_line_error(lambda: resolve_model("loratui-tests/no-such-tagger", tmp_path))
@@ -290,7 +297,7 @@ def test_fast_path_stays_close_to_the_exact_reference_on_a_jpeg(tagger: Tagger, 
     drafted = open_upright(path, SIDE)
     assert SIDE <= max(drafted.size) < 1800  # the DCT did part of the downscale, never below the side
     assert max(draft_size((1200, 1800), SIDE)) == SIDE
-    fast, exact = preprocess_file(path, SIDE), preprocess_file(path, SIDE, fast=False)
+    fast, exact = preprocess_file(path, SIDE, fast=True), preprocess_file(path, SIDE, fast=False)
     assert np.abs(fast - exact).mean() < 2.0
     assert np.percentile(np.abs(fast - exact), 99) < 8  # only sharp edges and the border columns differ more
     both = tagger.probabilities(np.stack([fast, exact]))
@@ -304,8 +311,26 @@ def test_exif_orientation_is_applied(tmp_path: Path):
     exif[0x0112] = 6  # "rotate 90 CW to display": the file holds the picture turned the other way
     path = save(upright.transpose(Image.Transpose.ROTATE_90), tmp_path / "turned.jpg", exif=exif, quality=95)
     reference = preprocess_exact(upright, SIDE)
-    assert np.abs(preprocess_file(path, SIDE) - reference).mean() < 3
+    assert np.abs(preprocess_file(path, SIDE, fast=True) - reference).mean() < 3
     assert np.abs(preprocess_file(path, SIDE, fast=False) - reference).mean() < 3
+
+
+def test_the_exact_decode_is_the_default_and_fast_decode_switches_it(tagger: Tagger, tmp_path: Path):
+    # The fast decode moved tag probabilities across the threshold in bench/tagger_decode.py: it is opt-in.
+    path = save(photo_like((1000, 1500)), tmp_path / "photo.jpg", quality=90)
+    exact, fast = preprocess_exact(open_upright(path), SIDE), preprocess_file(path, SIDE, fast=True)
+    assert np.abs(exact - fast).max() > 0  # the two paths do differ on this picture
+    np.testing.assert_array_equal(preprocess_file(path, SIDE), exact)
+    every_tag = {"general_threshold": 0.0, "character_threshold": 0.0}
+
+    def expected(array: np.ndarray) -> dict[str, float]:
+        scores = tagger.probabilities(array[None])[0]
+        return choose_tags(path, scores, tagger.labels, TaggingSettings(**every_tag)).confidences
+
+    assert TaggingSettings().fast_decode is False
+    by_default = tag_images([path], tagger, TaggingSettings(**every_tag)).images[0].confidences
+    switched = tag_images([path], tagger, TaggingSettings(fast_decode=True, **every_tag)).images[0].confidences
+    assert by_default == expected(exact) and switched == expected(fast) and switched != by_default
 
 
 # --- from scores to tags ----------------------------------------------------------------------------------------
@@ -451,7 +476,7 @@ def test_a_snapshot_is_taken_before_rewriting_and_undo_restores_the_bytes(tmp_pa
     project, config, folder = make_project(
         tmp_path, model_dirs["v3"], {"a.png": Image.new("RGB", (64, 64), BLUE),
                                      "b.png": Image.new("RGB", (64, 64), WHITE)})
-    original = "蓝色, 女孩\r\nsecond line".encode("gb18030")
+    original = "\ufeff蓝色, 女孩\r\nsecond line".encode("utf-16-le")  # not UTF-8, yet certain: the BOM says so
     (folder / "a.txt").write_bytes(original)
     config.tagging.merge = "append"
     run = tag_dataset(project, config)
@@ -461,6 +486,29 @@ def test_a_snapshot_is_taken_before_rewriting_and_undo_restores_the_bytes(tmp_pa
     assert any(note.path == folder / "a.txt" for note in run.outcome.warnings)  # encoding and lines reported
     caption_backup.undo_last(project.dataset_dir, project.state_dir)
     assert (folder / "a.txt").read_bytes() == original and not (folder / "b.txt").exists()
+
+
+def test_a_caption_of_a_guessed_encoding_is_not_merged(tmp_path: Path, model_dirs):
+    project, config, folder = make_project(
+        tmp_path, model_dirs["v3"], {"a.png": Image.new("RGB", (64, 64), BLUE),
+                                     "b.png": Image.new("RGB", (64, 64), BLUE)})
+    kanji = "赤髪, 笑顔".encode("shift_jis")  # reads as other, valid GB18030 hanzi: a guess either way
+    (folder / "a.txt").write_bytes(kanji)
+    (folder / "b.txt").write_text("my own tag\n", encoding="utf-8")
+    for merge in ("append", "skip"):
+        config.tagging.merge = merge
+        run = tag_dataset(project, config)
+        assert (folder / "a.txt").read_bytes() == kanji, merge
+    assert run.outcome.skipped == []  # merge = skip leaves it alone quietly, as it does every captioned picture
+    config.tagging.merge = "append"
+    run = tag_dataset(project, config)
+    assert [(n.path, n.message) for n in run.outcome.skipped] == [
+        (folder / "a.txt", "its encoding could not be told for sure (it reads as GB18030 (GBK), which may be wrong): "
+                           "loratui will not rewrite it; open it in a text editor and save it as UTF-8")]
+    assert read(folder, "b.txt").startswith("akari, my own tag, aoi (loratui)")
+    config.tagging.merge = "overwrite"  # keeps nothing of the old text, and the backup holds its bytes
+    run = tag_dataset(project, config)
+    assert read(folder, "a.txt").startswith("akari, aoi (loratui)") and run.snapshot is not None
 
 
 def test_no_snapshot_when_no_caption_is_rewritten(tmp_path: Path, model_dirs):

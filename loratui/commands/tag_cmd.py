@@ -22,6 +22,7 @@ OVERRIDES = {
     "merge": "merge",
     "batch_size": "batch_size",
     "write_rating": "write_rating",
+    "fast_decode": "fast_decode",
 }
 
 
@@ -50,6 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     tag.add_argument("--batch-size", type=int, metavar="N", help="pictures per model run (default 8)")
     tag.add_argument("--write-rating", action=argparse.BooleanOptionalAction, default=None,
                      help="also write the rating tag (general, sensitive, questionable, explicit)")
+    tag.add_argument("--fast-decode", action=argparse.BooleanOptionalAction, default=None,
+                     help="decode large JPEGs faster (tagging.fast_decode): the tagger sees slightly different "
+                     "pixels, which can move a tag across the threshold")
     tag.add_argument("--trigger", metavar="WORD",
                      help="set the concept's trigger word (saved in loratui.toml) and put it first")
     tag.add_argument("--concept", metavar="NAME",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,26 +26,89 @@ _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 _ESCAPED_BRACKET = re.compile(r"\\([()\[\]])")
 _SPACES = re.compile(r"\s+")
 _SYNTAX = frozenset("([{)]}\\")
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # C0/C1 controls but whitespace
 
 
 @dataclass
 class Caption:
-    """A caption as read from disk: its tags and what had to be fixed to read it."""
+    """A caption as read from disk: its tags and what had to be fixed to read it.
+
+    ``certain`` is False when the encoding was guessed (see :func:`decode_caption_bytes`): the tags may be
+    garbled, so nothing may rewrite the file from them.
+    """
 
     tags: list[str]
     encoding: str = "utf-8"
     warnings: list[str] = field(default_factory=list)
+    certain: bool = True
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A caption's text, the encoding it was read with, and whether that encoding is known rather than guessed."""
+
+    text: str
+    encoding: str
+    certain: bool
 
 
 def decode_caption(data: bytes) -> tuple[str, str]:
-    """Bytes -> (text, encoding). A BOM wins (``utf-8-sig``, ``utf-16-le/be``); then UTF-8, GB18030, CP932."""
+    """Bytes -> (text, encoding): :func:`decode_caption_bytes` without the certainty."""
+    decoded = decode_caption_bytes(data)
+    return decoded.text, decoded.encoding
+
+
+def decode_caption_bytes(data: bytes) -> Decoded:
+    """Bytes -> text. Certain: valid UTF-8 (with or without BOM) and UTF-16 with a BOM, each holding only
+    characters real text uses. Everything else is a guess: UTF-16 without a BOM, GB18030, CP932, then UTF-8 with
+    the undecodable bytes replaced (:data:`DAMAGED`)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return data[len(bom):].decode(encoding.removesuffix("-sig"), errors="replace"), encoding
+            codec = encoding.removesuffix("-sig")
+            try:
+                text = data[len(bom):].decode(codec)
+            except UnicodeDecodeError:
+                # A BOM followed by bytes that are not that encoding: random or damaged bytes, not text.
+                return Decoded(data[len(bom):].decode(codec, errors="replace"), encoding, False)
+            return Decoded(text, encoding, _plausible(text, strict=codec != "utf-8"))
     try:
-        return data.decode("utf-8"), "utf-8"
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    else:
+        if _plausible(text, strict=False):
+            return Decoded(text, "utf-8", True)
+        # Valid UTF-8 holding NULs: most likely UTF-16 saved without a BOM ("r\0e\0d\0").
+        return _utf16_guess(data) or Decoded(text, "utf-8", False)
+    guess = _utf16_guess(data) or _legacy_guess(data)
+    return guess or Decoded(data.decode("utf-8", errors="replace"), DAMAGED, False)
+
+
+def _plausible(text: str, *, strict: bool) -> bool:
+    """No control character but whitespace; ``strict`` (a 2-byte BOM is weak evidence): also no private-use,
+    unassigned or surrogate code point, which random bytes read as UTF-16 yield within a few characters."""
+    if _CONTROLS.search(text):
+        return False
+    return not strict or all(unicodedata.category(char) not in ("Co", "Cn", "Cs") for char in text)
+
+
+def _utf16_guess(data: bytes) -> Decoded | None:
+    """UTF-16 without a BOM: only when NUL bytes are there (ASCII in UTF-16), an even count, and it reads cleanly."""
+    if b"\0" not in data or len(data) % 2:
+        return None
+    # The NULs of ASCII text fall on odd offsets in little-endian, even ones in big-endian.
+    order = ("utf-16-le", "utf-16-be") if data[1::2].count(0) >= data[0::2].count(0) else ("utf-16-be", "utf-16-le")
+    for encoding in order:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _plausible(text, strict=True):
+            return Decoded(text, encoding, False)
+    return None
+
+
+def _legacy_guess(data: bytes) -> Decoded | None:
     decoded = {}
     for encoding in FALLBACK_ENCODINGS:
         try:
@@ -55,12 +119,12 @@ def decode_caption(data: bytes) -> tuple[str, str]:
             decoded[encoding] = text
     # GB18030 accepts almost any byte pair, so Shift-JIS text also "decodes" as GB18030 into rare hanzi.
     # Japanese captions carry kana (which GBK-encoded Chinese almost never yields through CP932): prefer CP932
-    # when it reads more kana than GB18030 does.
+    # when it reads more kana than GB18030 does. Kanji-only Shift-JIS has no kana to tell: hence only a guess.
     if "cp932" in decoded and len(_KANA.findall(decoded["cp932"])) > len(_KANA.findall(decoded.get("gb18030", ""))):
-        return decoded["cp932"], "cp932"
+        return Decoded(decoded["cp932"], "cp932", False)
     for encoding, text in decoded.items():
-        return text, encoding
-    return data.decode("utf-8", errors="replace"), DAMAGED
+        return Decoded(text, encoding, False)
+    return None
 
 
 def encoding_label(encoding: str) -> str:
@@ -152,19 +216,29 @@ def read_caption(path: Path) -> Caption:
 
 def parse_caption_bytes(data: bytes) -> Caption:
     """:func:`read_caption` for bytes already in memory (a caption backup, a file read once)."""
-    text, encoding = decode_caption(data)
-    tags, warnings = parse_caption_text(text)
-    if encoding == "utf-8-sig":
+    decoded = decode_caption_bytes(data)
+    encoding = decoded.encoding
+    tags, warnings = parse_caption_text(decoded.text)
+    if not decoded.certain:
+        warnings.insert(0, uncertain_warning(encoding))
+    elif encoding == "utf-8-sig":
         # kohya strips whitespace, not U+FEFF, so the first tag (often the trigger) would never match.
         warnings.insert(0, "starts with a byte-order mark (BOM) that kohya would read as part of the first tag: "
                            "it will be written without")
-    elif encoding == DAMAGED:
-        warnings.insert(0, "holds bytes that are text in no known encoding (UTF-8, GB18030, CP932): they were "
-                           "replaced by \ufffd; check the tags and fix them by hand")
     elif encoding != "utf-8":
         warnings.insert(0, f"was {encoding_label(encoding)}, not UTF-8 (kohya reads only UTF-8): it will be "
                            "written as UTF-8")
-    return Caption(tags, encoding, warnings)
+    return Caption(tags, encoding, warnings, decoded.certain)
+
+
+def uncertain_warning(encoding: str) -> str:
+    """The one line that names a caption whose encoding was guessed (the caller puts the file in front)."""
+    if encoding == DAMAGED:
+        read = "it is text in no known encoding: not UTF-8, GB18030 or CP932; unreadable bytes show as \ufffd"
+    else:
+        read = f"it reads as {encoding_label(encoding)}, which may be wrong"
+    return (f"its encoding could not be told for sure ({read}): loratui will not rewrite it; open it in a text "
+            "editor and save it as UTF-8")
 
 
 def join_tags(tags: list[str]) -> str:

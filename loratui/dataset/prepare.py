@@ -536,7 +536,11 @@ def _bring_caption(project: Project, plan: _Planned, entry: SourceEntry, output:
         outcome.warn(source_caption, "empty caption: not copied (kohya refuses empty caption files; tag the "
                                      "picture instead)")
         return
-    captions.write_caption(target, caption.tags)
+    if caption.certain:
+        captions.write_caption(target, caption.tags)
+    else:
+        # Its encoding is a guess: a UTF-8 copy of the guess could garble it for good; the same bytes keep it fixable.
+        atomic_write_bytes(target, source_caption.read_bytes())
     for warning in caption.warnings:
         outcome.warn(source_caption, warning)
 

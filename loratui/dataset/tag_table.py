@@ -30,7 +30,8 @@ class CaptionEntry:
     data: bytes | None = None  # the caption's bytes; None when there is no caption file
     tags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    readable: bool = True
+    readable: bool = True  # False: edits leave the file alone (it could not be read, or its encoding is a guess)
+    guessed: bool = False  # the encoding was guessed: ``tags`` may be garbled, so they are shown but never written
 
     @property
     def has_caption(self) -> bool:
@@ -108,6 +109,9 @@ def _read_entry(concept: str, image: Path, outcome: Outcome) -> CaptionEntry:
         return entry
     caption = parse_caption_bytes(entry.data)
     entry.tags, entry.warnings = caption.tags, list(caption.warnings)
+    if not caption.certain:
+        # Rewriting tags read through a wrong guess would garble the file for good (its warning says so).
+        entry.readable, entry.guessed = False, True
     if not entry.data.strip():
         entry.warnings.append("is empty: kohya stops on an empty caption file; tag the picture or set a trigger")
     for message in entry.warnings:

@@ -133,7 +133,12 @@ class Tagger:
     def load(cls, files: ModelFiles, *, gpu: bool | None = None) -> Tagger:
         """Open the model; CUDA only where an NVIDIA GPU is present (``gpu`` forces the choice)."""
         labels = load_labels(files.tags)
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            # The runtime is an extra (cpu or gpu builds hold the same module): a bare `pip install loratui` lacks it.
+            raise LoratuiError("the tagger needs onnxruntime, which is not installed: run scripts/setup, or "
+                               "pip install 'loratui[cpu]' ('loratui[gpu]' on an NVIDIA machine)") from None
 
         want_cuda = has_nvidia_gpu() if gpu is None else gpu
         providers, warnings = [_CPU], []
@@ -338,7 +343,8 @@ def _tag_stream(
         cancel.check()
     progress(Progress("tagging", 0, total))
     # Enough decoded ahead that the next batch is ready when the model finishes this one, and no more.
-    for path, loaded in preprocess_files(paths, tagger.side, workers=workers, ahead=size + 2 * workers):
+    for path, loaded in preprocess_files(paths, tagger.side, fast=settings.fast_decode, workers=workers,
+                                         ahead=size + 2 * workers):
         if isinstance(loaded, str):
             outcome.skip(path, loaded)
             done += 1
@@ -482,6 +488,14 @@ def _plan(project: Project, concepts: list[Concept], settings: TaggingSettings, 
             existing = _existing_caption(image, outcome, report=settings.merge == "append")
             if existing is _UNREADABLE:
                 continue
+            if existing is not None and not existing.certain and settings.merge != "overwrite":
+                # Its tags are a guess: merging them (or counting it as tagged) would write the guess back as
+                # UTF-8. overwrite keeps none of it, and the backup holds its bytes.
+                if settings.merge == "append":
+                    outcome.skip(captions.caption_path(image), existing.warnings[0])
+                else:
+                    outcome.unchanged += 1
+                continue
             if settings.merge == "skip" and existing is not None and existing.tags:
                 outcome.unchanged += 1
                 continue
@@ -506,8 +520,8 @@ def _existing_caption(image: Path, outcome: Outcome, report: bool) -> captions.C
     except OSError as exc:
         outcome.skip(image, f"its caption {path.name} cannot be read ({exc.strerror or exc})")
         return _UNREADABLE
-    for warning in existing.warnings if report else ():
-        outcome.warn(path, warning)
+    for warning in existing.warnings if report and existing.certain else ():
+        outcome.warn(path, warning)  # an uncertain caption is skipped instead, with its encoding line
     return existing
 
 

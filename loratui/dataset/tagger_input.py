@@ -1,4 +1,4 @@
-"""WD14 tagger input: decoding pictures upright, alpha on white, the centred white square, BGR float32, fast."""
+"""WD14 tagger input: decoding pictures upright, alpha on white, the centred white square, BGR float32."""
 
 from __future__ import annotations
 
@@ -132,8 +132,12 @@ def _signature_kind(path: Path) -> str:
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "")
 
 
-def preprocess_file(path: Path, side: int, *, fast: bool = True) -> np.ndarray:
-    """One picture file -> the model's input (float32 HWC BGR). ``fast``: JPEG draft + scale-then-pad."""
+def preprocess_file(path: Path, side: int, *, fast: bool = False) -> np.ndarray:
+    """One picture file -> the model's input (float32 HWC BGR), decoded as the reference does by default.
+
+    ``fast`` (tagging.fast_decode): JPEG draft + scale-then-pad, several times faster on large JPEGs but not the
+    same pixels, enough to move a tag across the threshold (bench/tagger_decode.py), so it is opt-in.
+    """
     if fast:
         return to_model_input(fit_on_white_square(flatten_on_white(open_upright(path, side)), side))
     return preprocess_exact(open_upright(path), side)
@@ -146,7 +150,7 @@ def default_workers() -> int:
 
 
 def preprocess_files(
-    paths: Iterable[Path], side: int, *, fast: bool = True, workers: int | None = None, ahead: int = 16
+    paths: Iterable[Path], side: int, *, fast: bool = False, workers: int | None = None, ahead: int = 16
 ) -> Iterator[tuple[Path, np.ndarray | str]]:
     """(path, model input or the reason it is unreadable) in order, decoded by worker threads ``ahead`` files
     in front of the consumer, so decoding overlaps inference (Pillow and onnxruntime both release the GIL)."""

@@ -38,6 +38,7 @@ class TagOptions(JobOptions):
     merge: str | None = None
     batch_size: int | None = None
     write_rating: bool | None = None
+    fast_decode: bool | None = None
     trigger: str | None = None
     concept: str | None = None
 
