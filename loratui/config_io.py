@@ -7,7 +7,7 @@ import json
 import re
 import tomllib
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,29 @@ BAD_NAME_CHARS = set('/\\:*?"<>|')
 
 @dataclass
 class _Context:
-    """Where problems go while one file is parsed, and where to find each key's line."""
+    """Where problems go while one file is parsed, where to find each key's line and its value as written."""
 
     file: str
     lines: dict[tuple[str, str], int]
     problems: list[Problem]
+    written: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> the rest of its line after "="
+    refused: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, table: str, key: str, message: str) -> None:
         label = f"{_label(table)}.{key}" if key else _label(table)
         line = self.lines.get((table, key)) or self.lines.get((table, ""))
         self.problems.append(Problem(self.file, label, message, line))
+        self.refused.add((table, key))
+
+    def quote(self, table: str, key: str, value: Any) -> str:
+        """``value`` as the file spells it (``1e-4``, ``0``, ``'adam'``), so a message never shows a converted
+        number; values not written on one line of their own are shown as TOML."""
+        found = _literal(self.written[(table, key)]) if (table, key) in self.written else None
+        if found is not None:
+            literal, parsed = found
+            if parsed == value and isinstance(parsed, bool) == isinstance(value, bool):
+                return literal
+        return _show(value)
 
 
 def _label(table: str) -> str:
@@ -58,9 +71,11 @@ def _label(table: str) -> str:
     return table
 
 
-def _find_lines(text: str) -> dict[tuple[str, str], int]:
-    """Line numbers of table headers and keys, so messages can say ``loratui.toml:12``."""
+def _find_lines(text: str) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], str]]:
+    """Line numbers of table headers and keys, so messages can say ``loratui.toml:12``, and the text after each
+    key's ``=``, so they can quote the value as written."""
     found: dict[tuple[str, str], int] = {}
+    written: dict[tuple[str, str], str] = {}
     table, counts = "", {}
     for number, line in enumerate(text.splitlines(), start=1):
         if m := re.match(r"^\s*\[\[\s*([\w.-]+)\s*\]\]", line):
@@ -71,10 +86,25 @@ def _find_lines(text: str) -> dict[tuple[str, str], int]:
         elif m := re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line):
             table = m.group(1).replace('"', "")
             found.setdefault((table, ""), number)
-        elif m := re.match(r"""^\s*(?:"([^"]+)"|'([^']+)'|([\w.-]+))\s*=""", line):
+        elif m := re.match(r"""^\s*(?:"([^"]+)"|'([^']+)'|([\w.-]+))\s*=(.*)$""", line):
             key = m.group(1) or m.group(2) or m.group(3)
             found.setdefault((table, key), number)
-    return found
+            written.setdefault((table, key), m.group(4))
+    return found, written
+
+
+def _literal(rest: str) -> tuple[str, Any] | None:
+    """The value text after ``key =`` without a trailing comment, and what TOML reads from it; None when the
+    value goes on over more lines (or is not valid). Only run for a message: parsing every line would slow down
+    each load."""
+    cuts = [i for i, char in enumerate(rest) if char == "#"] + [len(rest)]
+    for cut in cuts:  # the first '#' that TOML takes for a comment ends the value
+        candidate = rest[:cut].strip()
+        try:
+            return candidate, tomllib.loads(f"v = {candidate}")["v"]
+        except tomllib.TOMLDecodeError:
+            continue
+    return None
 
 
 def _show(value: Any) -> str:
@@ -111,7 +141,7 @@ def _type_of(value: Any) -> str:
 def _coerce(value: Any, hint: Any, meta: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
     """Check one value's type and limits; return (ok, value in its field's type)."""
     origin = typing.get_origin(hint)
-    wrong = f"must be {_kind_name(hint)}, not {_type_of(value)} ({_show(value)})"
+    wrong = f"must be {_kind_name(hint)}, not {_type_of(value)} ({ctx.quote(table, key, value)})"
     if hint is bool:
         if not isinstance(value, bool):
             ctx.add(table, key, wrong)
@@ -157,24 +187,25 @@ def _check_choice(value: str, meta: dict, table: str, key: str, ctx: _Context) -
         close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
         lowered = [c for c in choices if c.lower() == value.lower()]
         hint = f" (did you mean {json.dumps((lowered or close)[0])}?)" if (lowered or close) else ""
-        ctx.add(table, key, f"{_show(value)} is not one of {', '.join(choices)}{hint}")
+        ctx.add(table, key, f"{ctx.quote(table, key, value)} is not one of {', '.join(choices)}{hint}")
         return False, None
     return True, value
 
 
 def _check_range(value: float, meta: dict, table: str, key: str, ctx: _Context) -> tuple[bool, Any]:
     low, high, step = meta["minimum"], meta["maximum"], meta["multiple_of"]
+    written = ctx.quote(table, key, value)  # as in the file: "0", not the 0.0 it was converted to
     if low is not None and value < low:
-        ctx.add(table, key, f"{_show(value)} is too small: use {_show(low)} or more")
+        ctx.add(table, key, f"{written} is too small: use {_show(low)} or more")
         return False, None
     if high is not None and value > high:
-        ctx.add(table, key, f"{_show(value)} is too large: use {_show(high)} or less")
+        ctx.add(table, key, f"{written} is too large: use {_show(high)} or less")
         return False, None
     if step and value % step:
         below = max(step, value // step * step)
         above = below + step if below < value else below
         options = f"{below} or {above}" if below != above else f"{below}"
-        ctx.add(table, key, f"{value} is not a multiple of {step}: use {options}")
+        ctx.add(table, key, f"{written} is not a multiple of {step}: use {options}")
         return False, None
     return True, value
 
@@ -229,14 +260,26 @@ def _unknown_key_message(key: str, known: list[str], table: str) -> str:
     return f"unknown setting: [{_label(table).split('[')[0]}] has " + ", ".join(known)
 
 
+def _read_toml(text: str, file: str) -> tuple[dict[str, Any], Problem | None]:
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        return {}, Problem(file, "", f"not valid TOML: {exc}")
+
+
+def syntax_problem(text: str, file: str) -> Problem | None:
+    """The TOML syntax error of ``text``, if any. Nothing else in such a file can be judged (every setting would
+    read as missing), so a caller reports this one line alone."""
+    return _read_toml(text, file)[1]
+
+
 def parse_config(text: str, file: str, *, preset: bool = False) -> tuple[Config, list[Problem]]:
     """Parse a loratui.toml (or a preset's settings) and list every problem; never raises for bad input."""
-    ctx = _Context(file, _find_lines(text), [])
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        ctx.problems.append(Problem(file, "", f"not valid TOML: {exc}"))
-        return Config(), ctx.problems
+    data, syntax = _read_toml(text, file)
+    if syntax is not None:
+        return Config(), [syntax]
+    lines, written = _find_lines(text)
+    ctx = _Context(file, lines, [], written)
     config = Config()
     allowed = set(PRESET_SECTIONS) | ({"preset"} if preset else set(SECTIONS))
     for section, value in data.items():
@@ -267,25 +310,38 @@ def _parse_concepts(value: Any, ctx: _Context) -> list[Concept]:
 
 
 def _cross_checks(config: Config, ctx: _Context, preset: bool) -> None:
-    """Rules that involve more than one setting."""
+    """Rules that involve more than one setting. A setting refused above reads as its default, which the file
+    does not say: a rule that involves one is skipped rather than judge that stand-in."""
     t, d = config.training, config.dataset
-    if t.lr_scheduler == "constant" and t.lr_warmup_steps > 0:
+    refused = set(ctx.refused)
+
+    def accepted(table: str, *keys: str) -> bool:
+        return not any((table, key) in refused for key in keys)
+
+    def dataset(key: str) -> str:
+        return ctx.quote("dataset", key, getattr(d, key))
+
+    warmup = ("lr_scheduler", "lr_warmup_steps")
+    if accepted("training", *warmup) and t.lr_scheduler == "constant" and t.lr_warmup_steps > 0:
         ctx.add("training", "lr_warmup_steps",
-                f"{t.lr_warmup_steps}: the constant scheduler cannot have warmup steps: set 0 or use "
-                "constant_with_warmup")
-    if d.min_bucket_reso > d.max_bucket_reso:
+                f"{ctx.quote('training', 'lr_warmup_steps', t.lr_warmup_steps)}: the constant scheduler cannot "
+                "have warmup steps: set 0 or use constant_with_warmup")
+    sides = ("min_bucket_reso", "max_bucket_reso")
+    if accepted("dataset", *sides) and d.min_bucket_reso > d.max_bucket_reso:
         ctx.add("dataset", "min_bucket_reso",
-                f"{d.min_bucket_reso} is larger than max_bucket_reso ({d.max_bucket_reso}): swap them")
-    for key in ("min_bucket_reso", "max_bucket_reso"):
-        value = getattr(d, key)
-        if value % d.bucket_reso_steps:
-            below = value // d.bucket_reso_steps * d.bucket_reso_steps
-            ctx.add("dataset", key, f"{value} is not a multiple of bucket_reso_steps ({d.bucket_reso_steps}): use "
-                                    f"{max(below, d.bucket_reso_steps)} or {below + d.bucket_reso_steps}")
-    if d.enable_bucket and not d.min_bucket_reso <= d.resolution <= d.max_bucket_reso:
+                f"{dataset('min_bucket_reso')} is larger than max_bucket_reso ({dataset('max_bucket_reso')}): "
+                "swap them")
+    for key in sides:
+        value, step = getattr(d, key), d.bucket_reso_steps
+        if accepted("dataset", key, "bucket_reso_steps") and value % step:
+            below = value // step * step
+            ctx.add("dataset", key, f"{dataset(key)} is not a multiple of bucket_reso_steps "
+                                    f"({dataset('bucket_reso_steps')}): use {max(below, step)} or {below + step}")
+    inside = d.min_bucket_reso <= d.resolution <= d.max_bucket_reso
+    if accepted("dataset", "resolution", "enable_bucket", *sides) and d.enable_bucket and not inside:
         ctx.add("dataset", "resolution",
-                f"{d.resolution} is outside the bucket sides {d.min_bucket_reso}-{d.max_bucket_reso}: change "
-                "min_bucket_reso or max_bucket_reso")
+                f"{dataset('resolution')} is outside the bucket sides {dataset('min_bucket_reso')}-"
+                f"{dataset('max_bucket_reso')}: change min_bucket_reso or max_bucket_reso")
     if not config.preview.weights:
         ctx.add("preview", "weights", "empty: give at least one weight, e.g. [0.6, 0.8, 1.0]")
     if preset:
@@ -293,18 +349,20 @@ def _cross_checks(config: Config, ctx: _Context, preset: bool) -> None:
     name = config.project.output_name
     if name and not OUTPUT_NAME_RE.match(name):
         ctx.add("project", "output_name",
-                f"{_show(name)}: use letters, digits, '.', '-' and '_' only (it becomes a file name)")
+                f"{ctx.quote('project', 'output_name', name)}: use letters, digits, '.', '-' and '_' only (it "
+                "becomes a file name)")
     seen: dict[str, int] = {}
     for index, concept in enumerate(config.concepts):
         table = f"concepts#{index}"
         if not concept.name:
             continue  # already reported as missing
+        shown = ctx.quote(table, "name", concept.name)
         if concept.name != concept.name.strip() or BAD_NAME_CHARS & set(concept.name) or not concept.name.isprintable():
-            ctx.add(table, "name", f"{_show(concept.name)}: use a name without / \\ : * ? \" < > | or "
+            ctx.add(table, "name", f"{shown}: use a name without / \\ : * ? \" < > | or "
                                    "leading/trailing spaces (it becomes a folder name)")
         folded = concept.name.casefold()
         if folded in seen:
-            ctx.add(table, "name", f"{_show(concept.name)} is also concepts[{seen[folded] + 1}]: give each concept "
+            ctx.add(table, "name", f"{shown} is also concepts[{seen[folded] + 1}]: give each concept "
                                    "its own name")
         seen.setdefault(folded, index)
     names = {c.name for c in config.concepts}
@@ -314,15 +372,36 @@ def _cross_checks(config: Config, ctx: _Context, preset: bool) -> None:
                     f"no concept named {_show(box_name.split('/', 1)[0])}: the key starts with a concept name")
 
 
+def read_settings_text(path: Path) -> str:
+    """The text of a loratui.toml or preset file (a UTF-8 BOM allowed); raise :class:`ProblemsError` with one
+    line when it cannot be read, a bad byte named by line and column as an editor shows them."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ProblemsError([Problem(str(path), "", "not found")]) from None
+    except OSError as exc:
+        raise ProblemsError([Problem(str(path), "", f"cannot be read ({exc.strerror or exc}): check that it is a "
+                                                    "file you may read")]) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProblemsError([Problem(str(path), "", _not_utf8(exc))]) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    data = bytes(exc.object)  # without the BOM, which the utf-8-sig decoder has already taken off
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+    return (f"not valid UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, column {column}): save the file "
+            "as UTF-8 in your text editor")
+
+
 def load_config(path: Path) -> Config:
     """Read and validate a loratui.toml; raise :class:`ProblemsError` listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ProblemsError([Problem(str(path), "", "not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemsError([Problem(str(path), "", f"cannot be read: {exc}")]) from None
+    text = read_settings_text(path)
     config, problems = parse_config(text, str(path))
     if problems:
         raise ProblemsError(problems)

@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 from loratui.errors import LoratuiError
 
+TEMP_SUFFIX = ".tmp"  # an atomic write's temp file: .NAME.<pid>.<random>.tmp (jobs/temp_files.py sweeps them)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one, never half."""
@@ -24,7 +26,8 @@ def atomic_write_with(path: Path, write: Callable[[BinaryIO], object], *, hint: 
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # The writer's pid in the name: a temp file a killed process left is known to be nobody's (see below).
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise as_user_error(exc, path, hint) from exc
     try:
@@ -64,6 +67,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def overwrite_small_file(path: Path, data: bytes) -> None:
+    """The last resort for a small file on a full disk (a job's record saying how it ended): write over the file's
+    existing bytes in place, which needs no new block when the new content fits in the old file's last block,
+    where a temp file + rename needs a new one. Not atomic: only for a file that is rewritten whole each time
+    and read with a fallback. Raises DiskFull when even that does not fit."""
+    try:
+        with open(path, "r+b") as handle:
+            handle.write(data)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise as_user_error(exc, path) from exc
+
+
 def _target_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o7777
@@ -80,10 +98,22 @@ def _remove_quietly(tmp: str) -> None:
         pass
 
 
+class DiskFull(LoratuiError):
+    """No space left writing ``path``; ``then`` says what to run once space is free (a job knows best)."""
+
+    def __init__(self, path: Path | str, then: str = "run the command again"):
+        super().__init__(f"{path}: the disk is full: free some space, then {then}")
+        self.path = Path(path)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def as_user_error(exc: OSError, path: Path, hint: str = "") -> LoratuiError:
     """A disk error as one line naming ``path``: full disk, no permission, or what the OS said."""
-    if exc.errno == errno.ENOSPC:
-        return LoratuiError(f"{path}: the disk is full: free some space and run the command again")
+    if is_disk_full(exc):
+        return DiskFull(path)
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return LoratuiError(f"{path}: cannot write here ({exc.strerror}): check the folder's permissions"
                             f"{f', or {hint}' if hint else ''}")

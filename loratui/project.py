@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loratui.config import Concept, Config
-from loratui.config_io import CONFIG_FILE, load_config, parse_config, save_config
-from loratui.errors import WARNING, LoratuiError, Problem
+from loratui.config import OPTIMIZER_PACKAGES, Concept, Config, TrainingSettings
+from loratui.config_io import CONFIG_FILE, load_config, parse_config, read_settings_text, save_config, syntax_problem
+from loratui.errors import WARNING, LoratuiError, Problem, ProblemsError
 
 if TYPE_CHECKING:
     from loratui.training.model_family import ModelDetection
@@ -142,6 +143,7 @@ def create_project(
     from loratui.presets import apply_preset, find_preset
 
     root, source = Path(root), Path(source).expanduser()
+    refuse_a_file_in_the_way(root, "choose a folder for the project (it is created if missing)")
     if (root / CONFIG_FILE).exists():
         raise LoratuiError(f"{root} is already a loratui project: open it, or choose another folder")
     if not source.is_dir():
@@ -172,28 +174,105 @@ def create_project(
     return project, config
 
 
+def refuse_a_file_in_the_way(root: Path, fix: str) -> None:
+    """A project folder cannot be made where a file is (or above it): one line naming it, before anything is
+    written, instead of mkdir's traceback halfway through."""
+    for path in (root, *root.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            shown = f"{root}" if path == root else f"{root}: {path}"
+            what = "is a file, not a folder" if path.is_file() else "is not a folder"  # e.g. a broken link
+            raise LoratuiError(f"{shown} {what}: {fix}")
+
+
 def check_project(root: Path, *, warnings: bool = False) -> list[Problem]:
     """Every problem with the project in ``root``: settings, sources, base model and dataset, one per entry.
 
     Only errors (what would stop or spoil training) unless ``warnings`` is set; then warnings follow them.
+    A file that cannot be read or is not valid TOML gives that one problem: every other check would judge
+    defaults that stand in for settings it could not read.
     """
     project = Project.open(root)
     file = str(project.config_path)
     try:
-        text = project.config_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(file, "", f"cannot be read: {exc}")]
+        text = read_settings_text(project.config_path)
+    except ProblemsError as exc:
+        return exc.problems
+    if (syntax := syntax_problem(text, file)) is not None:
+        return [syntax]
     config, problems = parse_config(text, file)
     problems = list(problems)
     if not config.concepts and not any(p.key.startswith("concepts") for p in problems):
         problems.append(Problem(file, "concepts", "none: add a [[concepts]] table with name and source"))
-    for index, concept in enumerate(config.concepts):
-        if concept.source and not project.source_dir(concept).is_dir():
-            problems.append(Problem(file, f"concepts[{index + 1}].source",
-                                    f"{concept.source}: no such folder: point it at the folder of your pictures"))
-    problems.extend(_check_base_model(project, config, file))
+    for index, concept in enumerate(config.concepts, start=1):
+        if concept.source and (problem := source_problem(project, concept, index)) is not None:
+            problems.append(problem)
+    if (problem := optimizer_problem(config.training, file)) is not None:
+        problems.append(problem)
+    # A refused base_model (or base_model_config) reads as empty: judging that would add a made-up "not set".
+    if not any(p.key.startswith("project.base_model") for p in problems):
+        problems.extend(_check_base_model(project, config, file))
     problems.extend(check_dataset(project, config))
     return [p for p in problems if not p.is_warning] + ([p for p in problems if p.is_warning] if warnings else [])
+
+
+# --- checks `loratui check` and train's preflight share, so both say the same line --------------------------
+
+
+def source_problem(project: Project, concept: Concept, index: int) -> Problem | None:
+    """What makes concept ``index`` (from 1)'s source folder give no pictures: missing, unreadable or empty."""
+    from loratui.dataset.image_scan import scan_source
+
+    file, key, source = str(project.config_path), f"concepts[{index}].source", project.source_dir(concept)
+    if not source.is_dir():
+        return Problem(file, key, f"{concept.source}: no such folder: point it at the folder of your pictures")
+    try:
+        if scan_source(source, concept.recursive, concept.exclude):
+            return None
+        return Problem(file, key, f"{concept.source}: {no_pictures_hint(source, concept)}")
+    except LoratuiError as exc:  # a folder (or, with recursive, a subfolder) that cannot be listed
+        return Problem(file, key, str(exc))
+
+
+def no_pictures_hint(source: Path, concept: Concept) -> str:
+    """Why a readable source folder gives no pictures, and what to change (`prepare` warns with it too)."""
+    message = "no pictures here (png, jpg, jpeg, webp, bmp, gif, tif)"
+    if not concept.recursive and any(p.is_dir() and not p.name.startswith(".") for p in source.iterdir()):
+        return message + f": to read its subfolders, set recursive = true for concept {concept.name!r}"
+    if concept.exclude:
+        return message + " that are not excluded: check the concept's exclude list"
+    return message + ": point the concept's source at the folder of your pictures"
+
+
+def optimizer_problem(training: TrainingSettings, file: str) -> Problem | None:
+    """An optimizer whose optional package is not installed: training would stop when it builds it."""
+    name = training.optimizer
+    if name not in OPTIMIZER_PACKAGES:
+        return None
+    package, install = OPTIMIZER_PACKAGES[name]
+    if importlib.util.find_spec(package) is not None:
+        return None
+    return Problem(file, "training.optimizer", f"\"{name}\" needs the {package} package, which is not installed: "
+                                               f"{install}, or set training.optimizer = \"AdamW\"")
+
+
+def hub_problem(detection: ModelDetection, file: str) -> Problem | None:
+    """A hub id with no copy in the local cache while HF_HUB_OFFLINE is set: the model could not be downloaded,
+    so training would stop as it loads it. Online, a missing copy is simply downloaded then."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from loratui.training.model_family import HUB
+
+    if detection.kind != HUB:
+        return None
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+        "1", "true", "yes", "on")
+    if not offline or isinstance(try_to_load_from_cache(detection.location, "model_index.json"), str):
+        return None
+    return Problem(file, "project.base_model", f"{detection.location}: not downloaded yet and HF_HUB_OFFLINE is "
+                                               "set: download it while online, or set project.base_model to a local "
+                                               "diffusers folder or .safetensors file")
 
 
 def base_model_detection(root: Path) -> ModelDetection | None:
@@ -202,14 +281,15 @@ def base_model_detection(root: Path) -> ModelDetection | None:
 
     project = Project.open(root)
     try:
-        config, _ = parse_config(project.config_path.read_text(encoding="utf-8-sig"), str(project.config_path))
+        config, _ = parse_config(read_settings_text(project.config_path), str(project.config_path))
         return detect_base_model(config.project.base_model, project.root)
-    except (OSError, UnicodeDecodeError, LoratuiError):
+    except LoratuiError:
         return None
 
 
 def _check_base_model(project: Project, config: Config, file: str) -> list[Problem]:
-    """Found, family known, no pickle, and a config folder for a single file. Nothing is loaded or downloaded."""
+    """Found, family known, no pickle, reachable, and a config folder for a single file. Nothing is loaded or
+    downloaded."""
     from loratui.training.config_folders import BUNDLED_CONFIGS
     from loratui.training.model_family import HUB, SINGLE_FILE, detect_base_model
 
@@ -221,6 +301,8 @@ def _check_base_model(project: Project, config: Config, file: str) -> list[Probl
         return [Problem(file, key, str(exc).removeprefix(f"{key}: "))] + problems
     if detection.family is None and detection.kind != HUB:
         return [Problem(file, key, f"{model}: cannot train on it: {detection.note}")] + problems
+    if (unreachable := hub_problem(detection, file)) is not None:
+        return [unreachable] + problems
     if detection.kind == SINGLE_FILE and not config.project.base_model_config:
         if not (BUNDLED_CONFIGS / str(detection.family) / "model_index.json").is_file():
             problems.append(Problem(file, "project.base_model_config", f"not set, and loratui has no configs for "

@@ -23,6 +23,7 @@ def loratui(*args: str | Path, env_dir: Path | None = None) -> subprocess.Comple
 @pytest.fixture
 def project(tmp_path):
     (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(b"")  # `check` lists the source's pictures by name only
     model = tmp_path / "base.safetensors"
     # `check` reads the header only: an SD1 single file needs a UNet key and a CLIP text encoder key.
     header = json.dumps({key: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} for key in (

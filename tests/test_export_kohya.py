@@ -51,7 +51,7 @@ def test_sd15_single_file_exports_every_argument(sd15, tiny_single_file):
         "max_token_length": 225,
         "network_module": "networks.lora", "network_dim": 32, "network_alpha": 16.0,
         "network_train_unet_only": False,
-        "optimizer_type": "AdamW8bit", "learning_rate": 1e-4, "unet_lr": 1e-4, "text_encoder_lr": 1e-5,
+        "optimizer_type": "AdamW", "learning_rate": 1e-4, "unet_lr": 1e-4, "text_encoder_lr": 1e-5,
         "lr_scheduler": "cosine_with_restarts", "lr_warmup_steps": 0, "lr_scheduler_num_cycles": 1,
         "max_grad_norm": 1.0,
         "max_train_epochs": 10, "train_batch_size": 1, "gradient_accumulation_steps": 1,

@@ -357,6 +357,7 @@ def test_the_bundled_folder_is_written_once(tmp_path, monkeypatch):
 
 def _project_with(tmp_path: Path, base_model: str, base_model_config: str = "") -> Path:
     (tmp_path / "pics").mkdir(exist_ok=True)
+    (tmp_path / "pics" / "a.png").write_bytes(b"")  # `check` refuses a source with no pictures
     project, config = create_project(tmp_path / "proj", tmp_path / "pics", "x")
     config.project.base_model, config.project.base_model_config = base_model, base_model_config
     project.save(config)

@@ -96,6 +96,10 @@ def test_check_lists_sources_and_base_model_problems(tmp_path, pictures):
     assert found["project.base_model"] == "models/missing.safetensors: not found: check the path"
 
 
-def test_check_accepts_a_hub_id_it_cannot_verify_offline(tmp_path, pictures):
+def test_check_accepts_a_hub_id_it_can_download(tmp_path, pictures, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # online: train downloads it (nothing is fetched here)
     create_project(tmp_path / "p", pictures, "x", base_model="stable-diffusion-v1-5/stable-diffusion-v1-5")
     assert check_project(tmp_path / "p") == []

@@ -147,24 +147,114 @@ def _wait_for_step(project, process: subprocess.Popen, timeout: float = 240.0) -
     raise AssertionError("no step event in time")
 
 
-def test_ctrl_c_stops_after_the_step_with_a_state_that_resumes(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM],
+                         ids=["ctrl-c", "ssh-lost", "sigterm"])
+def test_a_stop_signal_stops_after_the_step_with_a_state_that_resumes(
+    tmp_path: Path, tiny_sd15_dir: Path, signum: int
+) -> None:
+    """Ctrl-C, a dropped SSH connection (SIGHUP) and a shutdown's SIGTERM each cost one step, not an epoch."""
     project, config = tiny_project(tmp_path, tiny_sd15_dir, epochs=200, save_every_n_epochs=0)
     process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root)], env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_step(project, process)
-    os.killpg(process.pid, signal.SIGINT)  # what the terminal sends to its foreground group
+    os.killpg(process.pid, signum)  # what the terminal (or the SSH server, or a shutdown) sends
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err[-2000:]
+    # 128 + the signal, as the help says: a shell sees that a signal ended it, though it ended cleanly.
+    assert process.returncode == 128 + signum, err[-2000:]
+    assert "loratui: stopping after this step, saving a state…" in err
     assert "Stopped:" in out and f"loratui train {project.root} --resume" in out
     steps = [e["step"] for e in step_events(project)]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400
     assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
     job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
     assert job["status"] == "stopped"
+    assert job_events(project)[-1]["summary"]["stopped_by"] == STOPPED_BY[signum]
+    assert not any(e["type"] == "warning" for e in job_events(project))  # a stop asked for is no warning
 
     from loratui.training.run_position import read_position, state_folder
 
     assert read_position(state_folder(project.state_dir)).step == steps[-1]
+
+
+def test_an_ssh_connection_lost_stops_after_the_step_with_a_state(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    """The real thing: training on a terminal (a pty that is its controlling terminal) that goes away. The kernel
+    sends SIGHUP, and every later write to the terminal fails (EIO): the run must still save and end cleanly."""
+    import fcntl
+    import pty
+    import termios
+
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=200, save_every_n_epochs=0)
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # a login shell's session: the pty is the controlling terminal
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root)], env=_env(),
+                               stdin=slave, stdout=slave, stderr=slave, preexec_fn=own_terminal)
+    os.close(slave)
+    reader = __import__("threading").Thread(target=_drain, args=(master,), daemon=True)
+    reader.start()
+    _wait_for_step(project, process)
+    os.close(master)  # the SSH connection drops: the terminal hangs up
+    assert process.wait(timeout=120) == 128 + signal.SIGHUP
+    steps = [e["step"] for e in step_events(project)]
+    assert (project.output_dir / f"project-step{steps[-1]:08d}.safetensors").is_file()
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
+    assert job["status"] == "stopped"
+    assert job_events(project)[-1]["summary"]["stopped_by"] == "the terminal closed (SIGHUP)"
+
+    from loratui.training.run_position import read_position, state_folder
+
+    assert read_position(state_folder(project.state_dir)).step == steps[-1]
+
+
+def _drain(fd: int) -> None:
+    """Read the terminal's output as a terminal emulator would, until it closes."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+
+
+STOPPED_BY = {signal.SIGINT: "Ctrl-C", signal.SIGHUP: "the terminal closed (SIGHUP)", signal.SIGTERM: "SIGTERM"}
+
+
+def test_ctrl_c_says_at_once_that_it_stops_after_the_step(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    """The line comes when the key is pressed, before the step ends: a slow step (one picture at 512 px on two
+    cores takes seconds) shows the stop was heard."""
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=200, save_every_n_epochs=0)
+    process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root)], env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for_step(project, process)
+    os.killpg(process.pid, signal.SIGINT)
+    said = b""
+    deadline = time.monotonic() + 30
+    assert process.stderr is not None
+    os.set_blocking(process.stderr.fileno(), False)
+    while b"saving a state" not in said and time.monotonic() < deadline:
+        said += process.stderr.read() or b""
+        time.sleep(0.05)
+    heard = len(step_events(project))
+    process.communicate(timeout=120)
+    assert b"stopping after this step, saving a state" in said
+    assert heard <= len(step_events(project))  # said while the run still went on (or as it stopped)
+
+
+def test_stop_now_ends_a_foreground_run_at_once(tmp_path: Path, tiny_sd15_dir: Path) -> None:
+    """`loratui stop --now` still means now, though a plain SIGTERM to a training run means "after this step"."""
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=200, save_every_n_epochs=0)
+    process = subprocess.Popen([sys.executable, "-m", "loratui", "train", str(project.root)], env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_step(project, process)
+    assert main(["stop", str(project.root), "--now"]) == 0
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Stopped:" not in out  # no step-named file, no state: it did not finish the step
+    assert not list(project.output_dir.glob("*-step*.safetensors"))
+    job = json.loads((project.state_dir / "jobs" / "training.json").read_text())
+    assert job["status"] == "stopped" and job["message"] == "terminated (SIGTERM)"
 
 
 # --- multi-GPU launch (2 CPU processes) ----------------------------------------------------------
@@ -184,8 +274,8 @@ def test_multi_gpu_launcher_holds_the_lock_and_turns_ctrl_c_into_a_clean_stop(
     assert main(["train", str(project.root)]) == 2  # one job per project while the ranks run
     os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C: the ranks live in their own session
     out, err = process.communicate(timeout=180)
-    assert process.returncode == 0, err[-3000:]
-    assert out.count("Stopped:") == 1
+    assert process.returncode == 130, err[-3000:]  # stopped cleanly, by Ctrl-C: as with one process
+    assert out.count("Stopped:") == 1 and err.count("stopping after this step, saving a state…") == 1
     events = job_events(project)
     steps = [e["step"] for e in events if e["type"] == "step"]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) < 400

@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_new(args: argparse.Namespace) -> int:
-    from loratui.project import create_project
+    from loratui.project import create_project, optimizer_problem
 
     project, config = create_project(args.dir, args.source, args.concept, repeats=args.repeats,
                                      trigger=args.trigger, preset=args.preset, base_model=args.base_model)
@@ -51,6 +51,10 @@ def run_new(args: argparse.Namespace) -> int:
     print(f"  concept   {concept.name} x{concept.repeats} from {concept.source} (trigger: {concept.trigger})")
     print(f"  preset    {config.project.preset or 'none (built-in defaults)'}")
     print(f"  model     {config.project.base_model or 'not set yet: edit project.base_model'}")
+    # A preset's optimizer may need a package this machine lacks (low-vram's AdamW8bit): say so now, not at train.
+    if (missing := optimizer_problem(config.training, str(project.config_path))) is not None:
+        sys.stdout.flush()
+        print(f"warning: {missing}", file=sys.stderr, flush=True)
     print(f"Next: loratui check {args.dir}")
     return 0
 

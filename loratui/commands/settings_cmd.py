@@ -44,8 +44,9 @@ def _limits(meta: dict) -> str:
     parts = []
     if meta["choices"]:
         parts.append(" | ".join(meta["choices"]))
-    if meta["minimum"] is not None:
-        parts.append(f"{meta['minimum']:g} to {meta['maximum']:g}")
+    low, high = meta["minimum"], meta["maximum"]
+    if low is not None:
+        parts.append(f"{_number(low)} to {_number(high)}" if high is not None else f"{_number(low)} or more")
     if meta["multiple_of"]:
         parts.append(f"multiple of {meta['multiple_of']}")
     if meta["auto"]:
@@ -53,3 +54,11 @@ def _limits(meta: dict) -> str:
     if meta["required"]:
         parts.append("required")
     return ", ".join(parts)
+
+
+def _number(bound: float) -> str:
+    """A limit as a person reads it: whole numbers in full (4,294,967,295, not 4.29497e+09), grouped by
+    thousands from 10,000 on; other numbers short (1e-08, 0.001)."""
+    if isinstance(bound, int):
+        return f"{bound:,}" if abs(bound) >= 10_000 else str(bound)
+    return f"{bound:g}"

@@ -34,7 +34,7 @@ from loratui.dataset.near_duplicates import duplicate_groups, perceptual_hash
 from loratui.errors import LoratuiError
 from loratui.fsutil import atomic_write_bytes, atomic_write_text
 from loratui.progress import CancelToken, Outcome, Progress, ProgressCallback, no_progress
-from loratui.project import Project
+from loratui.project import Project, no_pictures_hint
 
 MANIFEST_NAME = "prepare.json"
 MANIFEST_VERSION = 1
@@ -316,7 +316,7 @@ def _plan_concept(project: Project, config: Config, concept: Concept, manifest: 
     for note in unsupported_pictures(source, concept.recursive, concept.exclude):
         result.outcome.skip(note.path, note.message)
     if not entries:
-        result.outcome.warn(source, _no_pictures_hint(source, concept))
+        result.outcome.warn(source, no_pictures_hint(source, concept))
     present = {entry.relpath for entry in entries}
     plan = _Planned(concept, folder, state, entries, {}, [])
     for relpath in sorted(set(state.outputs) - present, key=natural_key):
@@ -330,15 +330,6 @@ def _plan_concept(project: Project, config: Config, concept: Concept, manifest: 
         if force or not _up_to_date(record, entry, key, manual, output):
             plan.jobs.append(_Job(concept.name, entry, output, config.dataset, manual))
     return plan
-
-
-def _no_pictures_hint(source: Path, concept: Concept) -> str:
-    message = "no pictures here (png, jpg, jpeg, webp, bmp, gif, tif)"
-    if not concept.recursive and any(p.is_dir() and not p.name.startswith(".") for p in source.iterdir()):
-        return message + f": to read its subfolders, set recursive = true for concept {concept.name!r}"
-    if concept.exclude:
-        return message + " that are not excluded: check the concept's exclude list"
-    return message + ": point the concept's source at the folder of your pictures"
 
 
 def _up_to_date(record: dict[str, Any] | None, entry: SourceEntry, key: dict[str, Any], manual: Any,

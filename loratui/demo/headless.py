@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from loratui.errors import LoratuiError
+from loratui.invocation import program
 
 # What the seed article deletes: the character's own features, so the trigger word learns to carry them. The
 # demo's pictures always show them, so its tagger finds them on every picture.
@@ -89,7 +90,7 @@ def run_headless(root: Path, *, run_command: Callable[[list[str]], int], out: Te
         run.stages.append(stage)
         say()
         say(f"[{number}] {stage.title}")
-        say(f"$ loratui {shlex.join(stage.argv)}")
+        say(f"$ {program()} {shlex.join(stage.argv)}")
         began = time.monotonic()
         stage.code = run_command(stage.argv)
         stage.seconds = time.monotonic() - began
@@ -122,8 +123,9 @@ def summary(run: HeadlessRun) -> list[str]:
     if not run.ok:
         return lines
     lines += ["", "What it made:", *(f"  {line}" for line in made_files(run.root))]
-    lines += ["", f"Look around: loratui status {run.root} · loratui tags {run.root} --list · "
-              f"loratui grid {run.root} --text"]
+    # Written as this shell must type it: `.venv/bin/loratui` until the venv is activated.
+    me, where = program(), shlex.quote(str(run.root))
+    lines += ["", f"Look around: {me} status {where} · {me} tags {where} --list · {me} grid {where} --text"]
     return lines
 
 

@@ -47,6 +47,7 @@ class TagOptions(JobOptions):
 class TrainOptions(JobOptions):
     KIND: ClassVar[str] = "train"
     resume: bool = False
+    from_scratch: bool = False
     gpus: int | None = None
     allow_pickle: bool = False
     max_steps: int | None = None

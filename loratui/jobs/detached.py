@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loratui.errors import LoratuiError
+from loratui.fsutil import as_user_error
 from loratui.jobs import events as ev
 from loratui.jobs.command import JobOptions, command_line
 from loratui.jobs.event_log import read_events
@@ -81,7 +82,10 @@ def start_detached(project: Project, kind: str, argv: list[str]) -> DetachedJob:
     detached, output appended to ``logs/{kind}.log``; refuse at once, in one line, if the resource is busy."""
     job_id = new_job_id(kind)
     log_path = log_file(project, kind)
-    project.logs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        project.logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_user_error(exc, project.logs_dir) from None
     resource = resource_of(kind)
     with resource_lock(project, resource, kind, job_id) as held:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", LOG_ENV: str(log_path.resolve()), JOB_ID_ENV: job_id}
@@ -93,9 +97,18 @@ def start_detached(project: Project, kind: str, argv: list[str]) -> DetachedJob:
         record = new_record(project, kind, job_id, argv, STARTING, log=str(log_path.resolve()))
         write_record(project, record)
         command = [sys.executable, "-m", "loratui", *argv]
-        with open(log_path, "ab") as log:
+        existed = log_path.exists()
+        try:
+            log = open(log_path, "ab")  # noqa: SIM115 (closed below; the child keeps its own descriptor)
             log.write(f"{HEADER} {time.strftime('%Y-%m-%d %H:%M:%S')} loratui {' '.join(argv)}\n".encode())
             log.flush()
+        except OSError as exc:
+            # A full disk: one line, the record says why, and no empty log is left behind.
+            error = as_user_error(exc, log_path)
+            _mark_failed_at_start(project, kind, job_id, str(error))
+            _remove_if_empty(log_path, existed)
+            raise error from None
+        with log:
             log_start = log.tell()
             try:
                 child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -137,6 +150,14 @@ def last_line(path: Path, start: int, since_header: bool = False) -> str:
         headers = [i for i, line in enumerate(lines) if line.startswith(HEADER)]
         lines = lines[headers[-1] + 1:] if headers else lines
     return lines[-1].removeprefix("loratui: ") if lines else ""
+
+
+def _remove_if_empty(path: Path, existed: bool) -> None:
+    try:
+        if not existed and path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _mark_failed_at_start(project: Project, kind: str, job_id: str, message: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loratui.fsutil import as_user_error
 from loratui.jobs.events import TERMINAL_TYPES, Event, parse_event, to_record
 
 Listener = Callable[[Event], None]
@@ -32,8 +33,11 @@ class EventWriter:
         self._lock = threading.Lock()
         self.last_type: str | None = None
         if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the job)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the job)
+            except OSError as exc:
+                raise as_user_error(exc, self.path) from exc
 
     def emit(self, event: Event) -> Event:
         if not event.time:
@@ -42,12 +46,27 @@ class EventWriter:
         line = json.dumps(to_record(event), ensure_ascii=False, allow_nan=False) + "\n"
         with self._lock:
             if self._handle is not None:
-                self._handle.write(line)
-                self._handle.flush()
+                try:
+                    self._handle.write(line)
+                    self._handle.flush()
+                except OSError as exc:
+                    self._broken()
+                    # Named for the real file; the job's end then goes to its record (events cannot be written).
+                    raise as_user_error(exc, self.path) from exc
             self.last_type = event.TYPE
         for listener in list(self.listeners):
             listener(event)
         return event
+
+    def _broken(self) -> None:
+        """After a failed write (a full disk) the file takes no more lines: a half-flushed buffer stays unwritten
+        rather than failing every later event, the job's end included."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loratui.fsutil import atomic_write_text
+from loratui.fsutil import DiskFull, atomic_write_text, overwrite_small_file
 from loratui.jobs.kinds import RESOURCES, RUNNING, resource_of
 from loratui.jobs.paths import LEGACY_EVENTS, LEGACY_LOCK, LEGACY_RECORD, events_file, record_path
 from loratui.project import Project
@@ -94,7 +94,16 @@ def read_record(project: Project, resource: str) -> JobRecord | None:
 
 
 def write_record(project: Project, record: JobRecord) -> None:
-    atomic_write_text(record_path(project, record.resource), json.dumps(asdict(record), indent=2) + "\n")
+    path = record_path(project, record.resource)
+    text = json.dumps(asdict(record), indent=2) + "\n"
+    try:
+        atomic_write_text(path, text)
+    except DiskFull:
+        if not path.is_file():
+            raise
+        # A full disk must not leave the record saying "running" (then `status` says LOST, "killed"): the old
+        # record's own blocks still take the new one, which says why the job ended.
+        overwrite_small_file(path, text.encode("utf-8"))
 
 
 def read_records(project: Project) -> list[JobRecord]:

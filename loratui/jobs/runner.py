@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from loratui.errors import LoratuiError
 from loratui.jobs import events as ev
 from loratui.jobs.event_log import EventWriter, Listener, terminal_event
 from loratui.jobs.kinds import DONE, FAILED, RUNNING, STOPPED, resource_of
 from loratui.jobs.locks import resource_lock
 from loratui.jobs.paths import events_file, log_file, stop_path
 from loratui.jobs.record import JobRecord, new_job_id, new_record, write_record
+from loratui.jobs.temp_files import project_write_folders, sweep_temp_files
 from loratui.progress import Cancelled, CancelToken, Progress, ProgressCallback, no_progress
 from loratui.project import Project
 
@@ -177,11 +179,17 @@ def _fresh(project: Project, kind: str, argv: list[str] | None) -> Iterator[Job]
     job_id = _job_id_from_env(kind) or new_job_id(kind)
     with resource_lock(project, resource_of(kind), kind, job_id) as held:
         stop_path(project, resource_of(kind)).unlink(missing_ok=True)
+        sweep_temp_files(project_write_folders(project))  # what killed writes left: nobody will rename them
         argv = list(sys.argv[1:] if argv is None else argv)
         record = new_record(project, kind, job_id, argv, RUNNING, log=_own_log(project, kind))
         write_record(project, record)
-        handle = Job(project, kind, job_id, EventWriter(events_file(project, job_id), job_id), record, held.fd)
-        handle.emit(ev.Start(kind=kind, resource=handle.resource, pid=os.getpid(), argv=argv))
+        try:
+            handle = Job(project, kind, job_id, EventWriter(events_file(project, job_id), job_id), record, held.fd)
+            handle.emit(ev.Start(kind=kind, resource=handle.resource, pid=os.getpid(), argv=argv))
+        except LoratuiError as exc:  # a full disk before the job began: the record says so, not "running"
+            record.status, record.message, record.finished = FAILED, str(exc), time.time()
+            write_record(project, record)
+            raise
         restore = _terminate_on_sigterm()
         try:
             with _ended(handle):

@@ -51,6 +51,11 @@ def terminate(project: Project, resource: str | None = None) -> JobStatus:
     pid = status.pid
     if not pid:
         raise LoratuiError(f"{project.root}: the {status.kind} job has no process id yet: try again in a moment")
+    assert status.resource is not None
+    # A training run takes its first SIGTERM (a shutdown) as "stop after this step"; this file says "now".
+    atomic_write_text(stop_path(project, status.resource),
+                      json.dumps({"requested": time.time(), "by": os.getpid(), "job": status.job_id, "now": True})
+                      + "\n")
     try:
         group = os.getpgid(pid) if os.name != "nt" else None
         if group is not None and group == pid and group != os.getpgid(0):

@@ -13,7 +13,7 @@ from typing import Any
 import tomli_w
 
 from loratui.config import PRESET_EXCLUDED_KEYS, PRESET_SECTIONS, Config
-from loratui.config_io import config_to_dict, parse_config
+from loratui.config_io import config_to_dict, parse_config, read_settings_text
 from loratui.errors import LoratuiError, Problem, ProblemsError
 from loratui.fsutil import atomic_write_text
 
@@ -55,10 +55,7 @@ def _preset_files() -> dict[str, tuple[str, Path]]:
 
 def read_preset(path: Path, name: str, origin: str) -> Preset:
     """Parse and validate one preset file; every problem is reported with its file and key."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoratuiError(f"{path}: cannot be read: {exc}") from None
+    text = read_settings_text(path)
     config, problems = parse_config(text, str(path), preset=True)
     meta: dict[str, Any] = {}
     if not problems:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loratui.config import Config
+from loratui.fsutil import DiskFull
 from loratui.jobs import events as ev
 from loratui.jobs.runner import Job, job
 from loratui.progress import CancelToken, no_progress
 from loratui.project import Project
 from loratui.training.health import TrainingFailed, nan_message, oom_message
 from loratui.training.preflight import Preflight, preflight
+from loratui.training.stop_signals import STOP_SIGNALS, StopSignal, stop_signals
 
 # Set (to anything) to all-reduce gradients on every micro-batch, as loratui did before `no_sync`: the test that
 # shows both give the same losses uses it.
@@ -39,6 +37,8 @@ class TrainResult:
     seconds: float = 0.0
     stopped: bool = False
     resumed_from: int = 0
+    signal: int | None = None  # the signal that asked for the stop (Ctrl-C: SIGINT), if one did
+    archived: Path | None = None  # where --from-scratch moved the earlier run's files
 
 
 def run_training(
@@ -50,6 +50,7 @@ def run_training(
     cancel: CancelToken | None = None,
     allow_pickle: bool = False,
     checks: Preflight | None = None,
+    from_scratch: bool = False,
 ) -> TrainResult:
     """Train the project's LoRA as a ``train`` job (joining the caller's, if it opened one). Bad input fails with
     one line before torch loads; the run's plan, steps, checkpoints and end go to the job's events.
@@ -57,10 +58,14 @@ def run_training(
     ``max_steps`` ends the run early (quick checks) and still writes the final file; ``cancel`` or a stop request
     (`loratui stop DIR`) end it after the current step with a resumable state. ``checks`` is the preflight a
     caller already ran on the same settings (the CLI does, before it opens the job); without it, it runs here.
+    An earlier run's files are never overwritten: without ``resume`` the preflight refuses them, and
+    ``from_scratch`` first moves them to output/old-<time>/.
     """
     if checks is None:
-        checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count(), resume=resume)
+        checks = preflight(project, config, allow_pickle=allow_pickle, gpus=_process_count(), resume=resume,
+                           from_scratch=from_scratch)
     with job(project, "train") as handle:
+        archived = _archive_previous(project, config) if from_scratch else None
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -69,9 +74,37 @@ def run_training(
         ddp = DistributedDataParallelKwargs(find_unused_parameters=config.training.train_text_encoder)
         accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.training.mixed_precision),
                                   cpu=_use_cpu(), kwargs_handlers=[ddp])
-        with _stop_signals() as interrupted:
+        with stop_signals(project) as interrupted:
             run = _Run(project, config, checks, accelerator, handle, cancel, interrupted)
-            return run.train(max_steps=max_steps, allow_pickle=allow_pickle)
+            run.result.archived = archived
+            try:
+                return run.train(max_steps=max_steps, allow_pickle=allow_pickle)
+            except DiskFull as full:
+                raise DiskFull(full.path, _after_disk_full(project, config)) from None
+
+
+def _after_disk_full(project: Project, config: Config) -> str:
+    """What to run once space is free: resume from the last state if there is one, else start again."""
+    from loratui.training.previous_run import find_previous_run
+
+    run = find_previous_run(project, project.output_name(config))
+    if run.resumable:
+        return f"`loratui train {project.root} --resume` goes on from the last saved state ({run.steps})"
+    if run.exists:
+        return (f"`loratui train {project.root} --from-scratch` starts again (no state was saved yet; the files "
+                "written so far are kept)")
+    return f"run `loratui train {project.root}` again"
+
+
+def _archive_previous(project: Project, config: Config) -> Path | None:
+    """--from-scratch, under the training lock: the earlier run's files move to output/old-<time>/ (rank 0)."""
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    from loratui.training.previous_run import archive_previous_run
+
+    return archive_previous_run(project, project.output_name(config))
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -112,32 +145,11 @@ def _use_cpu() -> bool:
     return os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
 
 
-@contextmanager
-def _stop_signals() -> Iterator[threading.Event]:
-    """Ctrl-C asks for a stop after the current step; a second Ctrl-C interrupts at once. SIGTERM is left to
-    the job lock (`loratui stop --now` means now)."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Run:
     """One run's state; the methods are the loop's stages, in order."""
 
     def __init__(self, project: Project, config: Config, checks: Preflight, accelerator: Any, job: Job,
-                 cancel: CancelToken | None, interrupted: threading.Event):
+                 cancel: CancelToken | None, interrupted: StopSignal):
         self.project, self.config, self.checks = project, config, checks
         self.t = config.training
         self.accelerator = accelerator
@@ -530,12 +542,22 @@ class _Run:
         self._save_state(step, epoch, batches_done)
         path = self.project.output_dir / f"{self.output_name}-step{step:08d}.safetensors"
         self._save_lora(path, epoch, step)
-        self.job.warning(f"stopped by request at step {step}")
+        self.result.signal = self.interrupted.signum
         self.result.stopped = True
         self.result.seconds = time.monotonic() - started
         self._record_speed(step_times)
+        # Why it stopped goes in the end itself: a stop the user asked for is not a warning.
         self.job.done(stopped=True, result=path, seconds=self.result.seconds, steps=step,
-                      total_steps=self.total_steps)
+                      total_steps=self.total_steps, stopped_by=self._stopped_by())
+
+    def _stopped_by(self) -> str:
+        import signal as signals
+
+        if self.interrupted.signum is not None:
+            return STOP_SIGNALS.get(signals.Signals(self.interrupted.signum).name, "a signal")
+        if self.cancel is not None and self.cancel.cancelled:
+            return "cancelled"
+        return "a stop request"
 
     def _finish(self, step: int, epoch: int, started: float, step_times: list[float], early: bool) -> None:
         from loratui.lora.paths import checkpoint_path
@@ -545,6 +567,10 @@ class _Run:
         path = checkpoint_path(self.project.output_dir, self.output_name)
         self._save_lora(path, epoch, step)
         self.result.final_file = path
+        if self.accelerator.is_main_process:
+            from loratui.training.previous_run import mark_finished
+
+            mark_finished(self.project.state_dir)  # `--resume` now says it is done instead of retraining
         self.result.seconds = time.monotonic() - started
         self._record_speed(step_times)
         self.job.done(result=path, seconds=self.result.seconds, steps=step, total_steps=self.total_steps,

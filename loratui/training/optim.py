@@ -1,4 +1,6 @@
-"""Optimizers (AdamW, AdamW8bit, Lion, Prodigy) and the learning-rate schedulers (their checks: preflight.py)."""
+"""Optimizers (AdamW, AdamW8bit, Lion, Prodigy) and the learning-rate schedulers. Their checks run before torch
+loads: a missing optional package in loratui.project.optimizer_problem (`check` and the preflight), the rest in
+preflight.py."""
 
 from __future__ import annotations
 

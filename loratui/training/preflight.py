@@ -1,10 +1,11 @@
 """The checks before a run, without torch: settings, base model header, dataset, output folder, free disk,
 optional packages and (with --resume) the saved run's settings. Bad input fails here in one line, in well under a
-second, before anything heavy loads — in the foreground and before a detached start."""
+second, before anything heavy loads — in the foreground and before a detached start. The checks `loratui check`
+makes too (an optimizer's package, a hub id offline, a concept's source) come from loratui.project, so both print
+the same line."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -12,18 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loratui.config import Config, TrainingSettings
-from loratui.errors import LoratuiError
-from loratui.project import Project
+from loratui.config_io import CONFIG_FILE
+from loratui.dataset.image_scan import dataset_pictures
+from loratui.errors import LoratuiError, Problem
+from loratui.project import Project, hub_problem, optimizer_problem, source_problem
 from loratui.training.data import TrainDataset
 from loratui.training.estimate import Estimate, estimate
 from loratui.training.model_family import HUB, ModelDetection, detect_base_model
+from loratui.training.previous_run import PreviousRun, find_previous_run, refuse_to_overwrite
 from loratui.training.run_position import RunPosition, check_resume, run_settings, state_folder
 
-# Optimizers that live in optional packages: the package to import and how to get it.
-OPTIONAL_PACKAGES = {
-    "AdamW8bit": ("bitsandbytes", "pip install bitsandbytes (CUDA only), or set training.optimizer = \"AdamW\""),
-    "Prodigy": ("prodigyopt", "pip install prodigyopt, or set training.optimizer = \"AdamW\""),
-}
 # A kohya LoRA file's size per unit of rank, in fp16 (UNet + text encoder): ~38 MB at dim 32 for SD1/2, ~217 MB
 # for SDXL. The resumable state keeps fp32 weights and AdamW's two moments: ~6 files' worth.
 BYTES_PER_RANK = {"sdxl": 6.8e6}
@@ -45,12 +44,17 @@ class Preflight:
 
 
 def preflight(project: Project, config: Config, *, allow_pickle: bool = False, gpus: int = 1,
-              resume: bool = False) -> Preflight:
-    """Everything that can be wrong before a model is loaded (see the module docstring)."""
+              resume: bool = False, from_scratch: bool = False, where: str | None = None) -> Preflight:
+    """Everything that can be wrong before a model is loaded (see the module docstring). Without ``resume`` or
+    ``from_scratch``, an earlier run's files in output/ or its saved state are refused (``where``: the project
+    folder as the user typed it, for the commands the message names)."""
+    check_previous_run(project, config, resume=resume, from_scratch=from_scratch, where=where)
     detection = detect_base_model(config.project.base_model, project.root, allow_pickle=allow_pickle)
     if detection.kind != HUB and detection.info is None:
         raise LoratuiError(f"{detection.location}: cannot train on it: {detection.note or 'unknown model family'}")
-    warnings = check_optimizer(config.training)
+    _refuse(hub_problem(detection, str(project.config_path)))
+    warnings = check_optimizer(config.training, str(project.config_path))
+    check_sources(project, config)
     dataset = TrainDataset.from_project(project, config)
     check_writable(project.output_dir, "the output folder")
     check_writable(project.state_dir, "the state folder")
@@ -64,15 +68,51 @@ def preflight(project: Project, config: Config, *, allow_pickle: bool = False, g
     return Preflight(detection, dataset, plan, settings, position, warnings)
 
 
-def check_optimizer(training: TrainingSettings) -> list[str]:
+def check_previous_run(project: Project, config: Config, *, resume: bool, from_scratch: bool,
+                       where: str | None = None) -> None:
+    """A new run must not overwrite an earlier one; a resume needs a run that is not finished."""
+    where = where or str(project.root)
+    if resume and from_scratch:
+        raise LoratuiError("--resume and --from-scratch: choose one (continue the stopped run, or move it aside "
+                           "and start over)")
+    if from_scratch:
+        return
+    run = find_previous_run(project, project.output_name(config))
+    if not resume:
+        refuse_to_overwrite(run, project, where)
+    elif run.finished:
+        raise RunFinished(run, where)
+
+
+class RunFinished(LoratuiError):
+    """`--resume` after the run reached its end: nothing to do, which the CLI says and exits 0."""
+
+    def __init__(self, run: PreviousRun, where: str):
+        made = f": its LoRA is {run.final}" if run.final else ""
+        super().__init__(f"The run is done{made}. Nothing to resume; to train again: "
+                         f"loratui train {where} --from-scratch (the old files are kept in output/old-<time>/)")
+        self.run = run
+
+
+def _refuse(problem: Problem | None) -> None:
+    """Stop on a problem `loratui check` also reports, in the very line it prints."""
+    if problem is not None:
+        raise LoratuiError(str(problem))
+
+
+def check_sources(project: Project, config: Config) -> None:
+    """A concept with nothing prepared yet whose source gives no pictures (missing, unreadable, empty): say that,
+    not "run prepare", which would give nothing. A prepared concept trains from dataset/ and needs no source."""
+    for index, concept in enumerate(config.concepts, start=1):
+        if not dataset_pictures(project.concept_dir(concept)):
+            _refuse(source_problem(project, concept, index))
+
+
+def check_optimizer(training: TrainingSettings, file: str = CONFIG_FILE) -> list[str]:
     """Refuse (one line) an optimizer whose package is missing or a scheduler setting that cannot work;
     return warnings for settings that work but are probably a mistake."""
     name = training.optimizer
-    if name in OPTIONAL_PACKAGES:
-        package, fix = OPTIONAL_PACKAGES[name]
-        if importlib.util.find_spec(package) is None:
-            raise LoratuiError(f"training.optimizer = \"{name}\" needs the {package} package, which is not "
-                               f"installed: {fix}")
+    _refuse(optimizer_problem(training, file))
     if training.lr_scheduler == "constant" and training.lr_warmup_steps > 0:
         raise LoratuiError(f"training.lr_warmup_steps = {training.lr_warmup_steps} does nothing with "
                            "lr_scheduler \"constant\": use \"constant_with_warmup\" or set the warmup to 0")
