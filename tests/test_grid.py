@@ -59,9 +59,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_sd15_dir: Path):
     config.preview.width = config.preview.height = SIZE
     config.preview.cfg_scale = 5.0
     project.save(config)
-    pipe = tiny_sd15_pipeline(0)
-    _lora_file(pipe, project.output_dir / "project-000002.safetensors", seed=1, epoch=2)
-    _lora_file(pipe, project.output_dir / "project.safetensors", seed=2, epoch=4)
+    # A pipeline each: one LoRA per model, as a training run makes them (two on one model is what peft warns of).
+    _lora_file(tiny_sd15_pipeline(0), project.output_dir / "project-000002.safetensors", seed=1, epoch=2)
+    _lora_file(tiny_sd15_pipeline(0), project.output_dir / "project.safetensors", seed=2, epoch=4)
     return project
 
 
@@ -312,13 +312,13 @@ def test_the_command_refuses_bad_options_with_exit_2(project, tmp_path, capsys) 
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_text_prints_the_grid_in_24_bit_colour_and_a_table(project, first, capsys, monkeypatch) -> None:
+def test_text_prints_the_grid_and_a_table(project, first, capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["grid", str(project.root), *CLI_OPTIONS, "--text"]) == 0
     out = capsys.readouterr().out
     from loratui.preview.text_view import visible_width
 
-    assert "\x1b[38;2;" in out and "\x1b[48;2;" in out and "\u2580" in out
+    assert "\x1b" not in out  # captured output is no terminal: plain characters (the pty test sees colour)
     lines = out.splitlines()
     drawing = lines[:next(i for i, line in enumerate(lines) if line.startswith("checkpoint"))]
     assert len(drawing) > 10 and all(visible_width(line) <= 80 for line in drawing)
@@ -328,6 +328,49 @@ def test_text_prints_the_grid_in_24_bit_colour_and_a_table(project, first, capsy
     assert len(table) == 11 and sum("\u25c9" in line for line in table) == 1
     assert "Grid: 2 checkpoints x 5 weights = 10 cells in " in out and "0 rendered, 10 from the cache, 0 failed" in out
     assert "Suggested: ep0" in out and f"Next: loratui install {project.root} --to LORA_DIR" in out
+
+
+def _grid_text_subprocess(project, env: dict[str, str], *, terminal: bool) -> str:
+    """`loratui grid DIR --text` in a new process, its stdout a pipe or a pseudo-terminal; what it wrote."""
+    import pty
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "loratui", "grid", str(project.root), *CLI_OPTIONS, "--text"]
+    env = {**{k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}, "HF_HUB_OFFLINE": "1",
+           "COLUMNS": "80", **env}
+    if not terminal:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    main_end, child_end = pty.openpty()
+    child = subprocess.Popen(argv, stdout=child_end, stderr=subprocess.DEVNULL, env=env)
+    os.close(child_end)
+    chunks = []
+    while True:  # read while it writes: a pty's buffer is smaller than a coloured grid
+        try:
+            chunk = os.read(main_end, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_end)
+    assert child.wait(timeout=120) == 0
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+def test_text_to_a_pipe_is_plain_and_to_a_terminal_in_colour(project, first) -> None:
+    piped = _grid_text_subprocess(project, {}, terminal=False)
+    assert "\x1b" not in piped and "\u2580" not in piped
+    assert "ep04 (final)" in piped and "checkpoint    weight  score" in piped
+    on_a_terminal = _grid_text_subprocess(project, {"TERM": "xterm-256color"}, terminal=True)
+    assert "\x1b[38;2;" in on_a_terminal and "\x1b[48;2;" in on_a_terminal and "\u2580" in on_a_terminal
+    assert "checkpoint    weight  score" in on_a_terminal
+    no_color = _grid_text_subprocess(project, {"NO_COLOR": "1", "TERM": "xterm-256color"}, terminal=True)
+    assert "\x1b" not in no_color and "ep04 (final)" in no_color
+    empty = _grid_text_subprocess(project, {"NO_COLOR": "", "TERM": "xterm-256color"}, terminal=True)
+    assert "\x1b[38;2;" in empty  # NO_COLOR set but empty does not count (no-color.org)
 
 
 def test_the_job_writes_progress_cell_and_done_events(project, first, capsys) -> None:

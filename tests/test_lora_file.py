@@ -633,7 +633,9 @@ def test_lora_info_prints_the_file_summary(sd15_file: Path, capsys) -> None:
     assert lines[0] == (
         "rishi-000002.safetensors: LoRA for sd15, rank 4, alpha 2 (scale 0.5), 204 modules (unet 192, te 12), F16"
     )
-    assert lines[1].startswith("trained: epoch 2 of 10, step 144 of 720, 72 images x repeats")
+    # ss_num_train_images counts the repeats already: the folders say how
+    assert lines[1].startswith("trained: epoch 2 of 10, step 144 of 720, 72 images per epoch (12 pictures x 5 "
+                               "repeats + 4 x 3), resolution ")
     assert "trigger: rishi" in lines
     assert "tags in 5_rishi: rishi 12, smile 3" in lines
 
@@ -692,3 +694,14 @@ def test_load_kohya_weights_refuses_another_rank_or_alpha(sd15_file: Path) -> No
     for network, words in cases:
         with pytest.raises(LoratuiError, match=words):
             load_kohya_weights(network, sd15_file)
+
+
+def test_lora_info_counts_images_once_with_their_repeats() -> None:
+    from loratui.commands.lora_info_cmd import _images
+
+    one = {"ss_num_train_images": "48", "ss_dataset_dirs": '{"2_akari": {"n_repeats": 2, "img_count": 24}}'}
+    assert _images(one) == "48 images per epoch (24 pictures x 2 repeats)"
+    assert _images({"ss_num_train_images": "1", "ss_dataset_dirs": '{"1_a": {"n_repeats": 1, "img_count": 1}}'}) \
+        == "1 images per epoch (1 picture x 1 repeat)"
+    assert _images({"ss_num_train_images": "48", "ss_dataset_dirs": "not json"}) == \
+        "48 images per epoch (pictures x repeats)"
