@@ -19,7 +19,7 @@ def program(argv0: str | None = None, *, path: str | None = None, cwd: Path | No
     shorter), or ``python -m loratui`` when started that way."""
     argv0 = sys.argv[0] if argv0 is None else argv0
     name = Path(argv0).name
-    if name in ("__main__.py", "-m", "-c") or not argv0:
+    if not argv0 or Path(name).stem != "loratui":  # python -m loratui, or loratui run inside another program
         on_path = shutil.which("loratui", path=path)
         if on_path and _same_environment(Path(on_path)):
             return "loratui"

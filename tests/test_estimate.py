@@ -113,10 +113,44 @@ def test_speed_is_recorded_and_found_again(data_dir):
     assert found.basis == "from your last RTX 4090 run"
     assert history_path() == data_dir / "speed_history.json"
     stored = json.loads(history_path().read_text())
-    assert stored["version"] == 1 and list(stored["speeds"]) == ["RTX 4090|sd15|512|2"]
-    record_speed("RTX 4090", "sd15", 512, 2, seconds_per_step=0.6)  # the newer measurement replaces the older
-    assert lookup_speed("RTX 4090", "sd15", 512, 2).seconds_per_batch == 0.6
+    assert stored["version"] == 2 and list(stored["speeds"]) == ["RTX 4090|sd15|512|2"]
+    record_speed("RTX 4090", "sd15", 512, 2, seconds_per_step=0.6)  # of two runs, the faster middle one
+    again = lookup_speed("RTX 4090", "sd15", 512, 2)
+    assert again.seconds_per_batch == 0.6 and again.basis == "from the median of your last 2 RTX 4090 runs"
     assert len(load_history()) == 1
+
+
+def test_one_run_slowed_by_other_work_does_not_set_the_next_estimate():
+    """A 30-second job's speed, then one run ten times slower (a grid rendered beside it): still the fast one."""
+    record_speed("CPU", "sd15", 128, 2, seconds_per_step=0.3)
+    record_speed("CPU", "sd15", 128, 2, seconds_per_step=3.0)
+    assert lookup_speed("CPU", "sd15", 128, 2).seconds_per_batch == 0.3
+    record_speed("CPU", "sd15", 128, 2, seconds_per_step=0.32)
+    record_speed("CPU", "sd15", 128, 2, seconds_per_step=2.9)
+    assert lookup_speed("CPU", "sd15", 128, 2).seconds_per_batch == 0.32  # two slow of four: still fast
+    for _ in range(4):  # the machine really is slower now: the median follows within a few runs
+        record_speed("CPU", "sd15", 128, 2, seconds_per_step=2.0)
+    record = load_history()["CPU|sd15|128|2"]
+    assert len(record.runs) == 5 and record.seconds_per_batch == 2.0
+
+
+def test_a_version_1_history_still_counts_as_one_run(data_dir):
+    data_dir.mkdir(parents=True)
+    history_path().write_text(json.dumps({"version": 1, "speeds": {"RTX 4090|sd15|512|2": {
+        "gpu": "RTX 4090", "family": "sd15", "resolution": 512, "batch_size": 2, "seconds_per_batch": 0.8,
+        "images_per_s": 2.5, "recorded_at": "2026-01-02T03:04:05"}}}))
+    found = lookup_speed("RTX 4090", "sd15", 512, 2)
+    assert found.seconds_per_batch == 0.8 and found.source.recorded_at == "2026-01-02T03:04:05"
+    record_speed("RTX 4090", "sd15", 512, 2, seconds_per_step=0.7)
+    assert [run.seconds_per_batch for run in load_history()["RTX 4090|sd15|512|2"].runs] == [0.8, 0.7]
+
+
+def test_a_run_s_speed_is_its_median_step_without_the_first():
+    from loratui.training.speed_history import typical_step_seconds
+
+    # step 1 pays one-off costs; steps 5-6 ran while something else used the machine
+    assert typical_step_seconds([9.0, 0.5, 0.5, 0.6, 4.0, 4.0, 0.5]) == 0.55
+    assert typical_step_seconds([2.0]) == 2.0 and typical_step_seconds([]) is None
 
 
 def test_accumulated_steps_are_stored_per_batch():
@@ -200,7 +234,7 @@ def test_a_project_is_counted_from_its_prepared_pictures(tmp_path):
     assert not result.in_range and result.fit_epochs == (52, 172)
     assert result.warnings[0] == "290 steps: below 1500: 52\u2013172 epochs land in range"
     assert (result.family, result.family_from, result.gpu) == ("sd15", "default", "RTX 4090")
-    assert result.seconds is None and result.time_basis == "unknown until your first run on this GPU"
+    assert result.seconds is None and result.time_basis == "unknown until your first training run on the RTX 4090"
     data = result.to_dict()
     assert json.loads(json.dumps(data))["steps"]["buckets"][0] == {
         "width": 448, "height": 576, "pictures": 2, "images": 10, "batches": 5}
@@ -316,6 +350,20 @@ def test_the_estimate_command_loads_no_heavy_library(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == ""
+
+
+def test_on_a_cpu_the_estimate_says_cpu_not_gpu(tmp_path):
+    from loratui.commands.estimate_cmd import render
+
+    project = make_project(tmp_path / "p", {"hero": (2, [(512, 512)])})
+    lines = render(estimate(project, project.load(), gpu_name="CPU"))
+    assert lines[0] == f"Estimate for {project.root}: family sd15 (default), 512 px, on the CPU"
+    assert "time unknown until your first training run on the CPU" in [" ".join(line.split()) for line in lines]
+    record_speed("CPU", "sd15", 512, 1, seconds_per_step=2.0)
+    timed = [" ".join(line.split()) for line in render(estimate(project, project.load(), gpu_name="CPU"))]
+    assert any(line.startswith("time ~") and line.endswith("s from your last CPU run") for line in timed), timed
+    gpu = render(estimate(project, project.load(), gpu_name="NVIDIA GeForce RTX 4090"))
+    assert gpu[0].endswith(", 512 px, GPU NVIDIA GeForce RTX 4090")
 
 
 def test_the_panel_shows_accumulation_gpus_and_long_checkpoint_lists(tmp_path):

@@ -253,6 +253,15 @@ def test_missing_to_lists_the_folders_found(project, tmp_path, monkeypatch, caps
     assert "--to LORA_DIR is missing" in err and str(webui) in err
 
 
+def test_the_help_shows_to_as_required(capsys):
+    with pytest.raises(SystemExit):
+        main(["install", "--help"])
+    out = capsys.readouterr().out
+    usage = " ".join(out[:out.index("\n\n")].split())
+    assert usage.startswith("usage: loratui install [-h] --to LORA_DIR [--checkpoint FILE]") and usage.endswith(" DIR")
+    assert "required: the Lora folder" in " ".join(out.split())
+
+
 def test_permissions_follow_the_umask(project, lora_dir):
     result = install_lora(project.output_dir / "akari.safetensors", lora_dir, "akari", card=None)
     umask = os.umask(0)

@@ -115,7 +115,7 @@ def test_prepare_detach_returns_once_started_and_status_logs_follow_it(demo_pict
     lines = followed.stdout.splitlines()
     assert " start: prepare job" in lines[0]
     assert any(" prepare 6/6" in line for line in lines)
-    assert " done prepared 6 " in lines[-1]
+    assert lines[-1].endswith(f" done: 6 prepared, 0 unchanged, 0 skipped, 0 warnings; pictures in {root / 'dataset'}")
 
     pictures = sorted((root / "dataset" / "2_akari").glob("*.png"))
     assert len(pictures) == 6
@@ -222,7 +222,8 @@ def test_training_and_a_grid_run_at_once_and_stop_asks_which(project, capsys):
         assert job_status(project, TRAINING).state == RUNNING and job_status(project, PREVIEW).state == RUNNING
         assert main(["status", str(project.root)]) == 0
         out = capsys.readouterr().out
-        assert "Job         grid" in out and f"Also        train (pid {os.getpid()}) RUNNING" in out
+        assert "Job         grid" in out and f"  train     RUNNING (pid {os.getpid()}) since " in out
+        assert f"loratui logs {project.root} --job train --follow" in out
         assert main(["stop", str(project.root)]) == 2
         err = capsys.readouterr().err
         assert "2 jobs are running" in err and "--job grid or --job train" in err
@@ -346,7 +347,8 @@ def test_a_stop_request_cancels_a_job_that_takes_a_cancel_token(project):
         token.check()
     status = job_status(project)
     events = [json.loads(line) for line in Path(status.events_path).read_text().splitlines()]
-    assert [e["type"] for e in events] == ["start", "warning", "done"] and events[-1]["stopped"] is True
+    assert [e["type"] for e in events] == ["start", "done"] and events[-1]["stopped"] is True
+    assert events[-1]["summary"]["stopped_by"] == "stopped by request"  # said in the end, not as a warning
     assert status.state == STOPPED
 
 
@@ -440,7 +442,8 @@ def test_logs_shows_only_the_last_job_as_readable_lines(project, capsys):
         assert " start: train job " in lines[0]
         assert lines[1].endswith("plan: 960 steps = 8 epochs x 120 steps")
         assert lines[2].endswith("step 120/960 epoch 3 loss 0.0912 lr 1.0e-04 4.2 img/s ETA 12m05s")
-        assert lines[3].endswith("checkpoint epoch 3: " + str(project.output_dir / "hero-000003.safetensors"))
+        assert lines[3].endswith("checkpoint after epoch 3 (step 120): "
+                                 + str(project.output_dir / "hero-000003.safetensors"))
         assert "loss nan" in lines[4]
         assert not any("out of memory" in line for line in lines)
 
@@ -520,7 +523,7 @@ def test_log_lines_read_like_sentences() -> None:
                                   error="cannot be loaded"))
     assert failed.endswith("cell odd.safetensors at 1.0: error: cannot be loaded (0.0 s)")
     done = format_event(ev.Done(time=at, result="output/a.safetensors", summary={"steps": 96}))
-    assert done.endswith("done steps 96 result output/a.safetensors")
+    assert done.endswith("done: 96 steps; result output/a.safetensors")
 
 
 @pytest.mark.parametrize(("kind", "state", "expected"), [
@@ -528,7 +531,7 @@ def test_log_lines_read_like_sentences() -> None:
     ("tag", "done", "loratui tags P --list"),
     ("train", "done", "loratui grid P"),
     ("grid", "done", "loratui grid P --text · loratui install P --to LORA_DIR"),
-    ("train", "stopped", "loratui train P --resume"),
+    ("train", "stopped", "loratui logs P"),  # no saved state to go on from (moved aside by --from-scratch)
     ("grid", "failed", "loratui logs P"),
     ("train", "running", "loratui logs P --job train --follow · loratui stop P --job train"),
 ])
@@ -537,6 +540,19 @@ def test_status_suggests_the_next_stage(kind: str, state: str, expected: str) ->
     from loratui.jobs.status import JobStatus
 
     assert _next_hint(JobStatus(state=state, kind=kind), "P") == expected
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ("stopped", "loratui train P --resume (goes on from step 48 of 96)"),
+    ("failed", "loratui train P --resume (goes on from step 48 of 96) · loratui logs P"),
+    ("lost", "loratui train P --resume (goes on from step 48 of 96) · loratui logs P"),
+    ("done", "loratui grid P"),
+])
+def test_a_training_run_that_can_go_on_is_resumed_next(state: str, expected: str) -> None:
+    from loratui.commands.jobs_cmd import _next_hint
+    from loratui.jobs.status import JobStatus
+
+    assert _next_hint(JobStatus(state=state, kind="train"), "P", "step 48 of 96") == expected
 
 
 def test_a_tag_job_keeps_an_edit_made_to_loratui_toml_while_it_ran(demo_pictures_project, monkeypatch, capsys):

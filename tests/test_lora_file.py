@@ -335,7 +335,7 @@ def test_metadata_round_trips_as_strings(sd15_file: Path) -> None:
         "ss_keep_tokens": "1",
         "ss_noise_offset": "None",
         "ss_min_snr_gamma": "None",
-        "ss_optimizer": "bitsandbytes.optim.adamw.AdamW8bit",
+        "ss_optimizer": "torch.optim.adamw.AdamW",
         "ss_batch_size_per_device": "1",
         "ss_total_batch_size": "1",
         "ss_seed": "1337",
@@ -702,6 +702,6 @@ def test_lora_info_counts_images_once_with_their_repeats() -> None:
     one = {"ss_num_train_images": "48", "ss_dataset_dirs": '{"2_akari": {"n_repeats": 2, "img_count": 24}}'}
     assert _images(one) == "48 images per epoch (24 pictures x 2 repeats)"
     assert _images({"ss_num_train_images": "1", "ss_dataset_dirs": '{"1_a": {"n_repeats": 1, "img_count": 1}}'}) \
-        == "1 images per epoch (1 picture x 1 repeat)"
+        == "1 image per epoch (1 picture x 1 repeat)"
     assert _images({"ss_num_train_images": "48", "ss_dataset_dirs": "not json"}) == \
         "48 images per epoch (pictures x repeats)"

@@ -454,3 +454,25 @@ def test_cli_errors_are_one_line(project, tmp_path):
     (tmp_path / "pics2").mkdir()
     create_project(tmp_path / "empty", tmp_path / "pics2", "akari")
     assert_one_line_error(loratui(tmp_path / "empty"), "run `loratui prepare")
+
+
+def test_cli_list_says_the_next_step_the_captions_need(project, capsys):
+    from loratui.cli import main
+
+    root = project.root
+
+    def last_line(*flags: str) -> str:
+        assert main(["tags", str(root), *flags]) == 0
+        return capsys.readouterr().out.splitlines()[-1]
+
+    assert last_line() == f"Next: take out what the trigger word should carry: `loratui tags {root} --delete TAG ...`"
+    assert main(["tags", str(root), "--delete", "red_hair"]) == 0
+    capsys.readouterr()
+    # Deleted now: the advice moves on instead of repeating itself (akari is first in 2 of its 4 pictures).
+    assert last_line() == ("Next: put the trigger word first in every caption of akari: "
+                           f"`loratui tags {root} --trigger akari --concept akari`")
+    for concept in ("akari", "sasuke"):
+        assert main(["tags", str(root), "--trigger", concept, "--concept", concept]) == 0
+    capsys.readouterr()
+    assert last_line() == (f"Next: the captions are ready: count the steps with `loratui estimate {root}`, then "
+                           f"`loratui train {root}` (to delete more: `loratui tags {root} --delete TAG ...`)")

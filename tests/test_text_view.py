@@ -8,11 +8,16 @@ import pytest
 from PIL import Image
 
 from loratui.preview.text_view import (
+    PLAIN,
+    PLAIN_RAMP,
     RESET,
+    TRUECOLOR,
     UPPER_HALF,
+    colour_mode,
     grid_text,
     half_blocks,
     to_ansi,
+    to_plain,
     truecolor_supported,
     visible_width,
     xterm_256,
@@ -107,3 +112,33 @@ def test_truecolor_detection():
     assert truecolor_supported({"WT_SESSION": "abc"})
     assert not truecolor_supported({"TERM": "xterm-256color"})
     assert not truecolor_supported({})
+
+
+class _Stream:
+    def __init__(self, terminal: bool):
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color():
+    assert colour_mode(_Stream(True), {}) == TRUECOLOR
+    assert colour_mode(_Stream(False), {}) == PLAIN  # a file or a pipe
+    assert colour_mode(_Stream(True), {"NO_COLOR": "1"}) == PLAIN
+    assert colour_mode(_Stream(True), {"NO_COLOR": "no"}) == PLAIN  # any value but "" (no-color.org)
+    assert colour_mode(_Stream(True), {"NO_COLOR": ""}) == TRUECOLOR
+    assert colour_mode(_Stream(True), {"TERM": "dumb"}) == PLAIN
+    assert colour_mode(object(), {}) == PLAIN  # no isatty at all
+
+
+def test_plain_pictures_have_no_escape_codes_and_brighter_is_denser():
+    image = Image.new("RGB", (3, 2), (0, 0, 0))
+    image.paste((128, 128, 128), (1, 0, 2, 2))
+    image.paste((255, 255, 255), (2, 0, 3, 2))
+    assert to_plain(half_blocks(image, 3)) == [" " + PLAIN_RAMP[5] + "@"]  # 128/255 of the ramp: its 6th
+    lines = grid_text(_tiles(2, 3, {(1, 1)}), ["ep02", "ep04"], ["0.6", "0.8", "1.0"], 80, colour=PLAIN)
+    assert not any("\x1b" in line for line in lines)
+    # the same layout as in colour: labels, a box for the missing tile, every line as wide
+    assert len(lines) == 1 + 2 * 18 and sum(line.startswith("ep02 ") for line in lines) == 1
+    assert all(len(line) == 5 + 3 * 24 + 2 for line in lines[1:])

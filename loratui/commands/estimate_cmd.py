@@ -23,8 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Count the steps of a training run exactly as `loratui train` runs them: pictures x repeats, "
         "cut into batches per aspect-ratio bucket (a bucket's last batch may be short, so buckets round up), "
         "divided by gradient accumulation and GPUs, times epochs. Warns outside 1500-5000 total steps and says "
-        "which epoch counts land in range. The time comes from your last run on this GPU, model family and "
-        "resolution.",
+        "which epoch counts land in range. The time comes from your recent runs on this GPU (or CPU), model "
+        "family and resolution: the median of the last 5, so one run slowed by other work does not skew it.",
     )
     add_project_dir(estimate)
     estimate.add_argument("--family", metavar="F",
@@ -55,7 +55,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 def render(result: Estimate) -> list[str]:
     """The Steps panel of the wizard's Parameters screen, then the per-concept and per-bucket tables."""
     lines = [f"Estimate for {result.project}: family {result.family} ({result.family_from}), "
-             f"{result.resolution} px, GPU {result.gpu}", ""]
+             f"{result.resolution} px, {_device(result.gpu)}", ""]
     lines += _steps_panel(result)
     lines += ["", "Concepts", f"  {'folder':<30} {'pictures':>8} {'repeats':>8} {'per epoch':>10}"]
     lines += [f"  {c.folder:<30} {c.pictures:>8} {c.repeats:>8} {c.images:>10}" for c in result.concepts]
@@ -105,6 +105,13 @@ def _steps_panel(result: Estimate) -> list[str]:
     rows.append(("time", duration, result.time_basis))
     return [f"  {label:<{LABEL_WIDTH}}{value:>{VALUE_WIDTH}}{'  ' + note if note else ''}".rstrip()
             for label, value, note in rows]
+
+
+def _device(gpu: str) -> str:
+    """ "on the CPU" (no GPU found, or --gpu-name CPU), else "GPU <name>"."""
+    from loratui.training.speed_history import CPU
+
+    return "on the CPU" if gpu == CPU else f"GPU {gpu}"
 
 
 def _fit(result: Estimate) -> str:

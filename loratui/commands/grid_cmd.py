@@ -45,7 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                       "resolution in the dataset's most common aspect ratio)")
     grid.add_argument("--no-score", action="store_true", help="do not score the cells (no suggestion)")
     grid.add_argument("--text", action="store_true",
-                      help="also print the grid in the terminal (half blocks, 24-bit colour) and a score table")
+                      help="also print the grid in the terminal (half blocks, 24-bit colour) and a score table; "
+                      "to a file or a pipe, or with NO_COLOR set, the pictures are plain characters")
     grid.add_argument("--detach", action="store_true",
                       help="run in the background (goes on if you log out); watch it with `loratui status DIR`")
     grid.add_argument("--json", action="store_true", help="print grid.json and the run's counts as JSON")
@@ -85,8 +86,10 @@ def run_grid_command(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.text:
+        from loratui.preview.text_view import colour_mode
+
         columns = shutil.get_terminal_size((80, 24)).columns
-        for line in text_lines(result, columns):
+        for line in text_lines(result, columns, colour_mode(sys.stdout)):
             print(line)
     for line in summary(result, project, str(args.dir)):
         print(line)
@@ -183,8 +186,9 @@ def summary(result: GridResult, project: Project, shown_dir: str) -> list[str]:
     return lines
 
 
-def text_lines(result: GridResult, columns: int) -> list[str]:
-    """The grid as half-block pictures sized to ``columns``, then the table of cells and their scores."""
+def text_lines(result: GridResult, columns: int, colour: str) -> list[str]:
+    """The grid as half-block pictures sized to ``columns``, then the table of cells and their scores;
+    ``colour`` as :func:`loratui.preview.text_view.colour_mode` chose it for the output."""
     from loratui.preview.grid import open_picture
     from loratui.preview.text_view import grid_text
 
@@ -194,7 +198,8 @@ def text_lines(result: GridResult, columns: int) -> list[str]:
              for row in range(len(plan.checkpoints))]
     header = f"{plan.settings.prompt}  (seed {plan.settings.seed})"
     lines = [header[:columns]]
-    lines += grid_text(tiles, [c.label for c in plan.checkpoints], [_weight(w) for w in plan.weights], columns)
+    lines += grid_text(tiles, [c.label for c in plan.checkpoints], [_weight(w) for w in plan.weights], columns,
+                       colour=colour)
     lines.append("")
     return lines + score_table(result)
 

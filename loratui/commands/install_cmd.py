@@ -21,8 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "replaced only with --force.",
     )
     add_project_dir(install)
+    # Required, but checked in run_install rather than by argparse: its message lists the Lora folders found.
     install.add_argument("--to", type=Path, metavar="LORA_DIR",
-                         help="the Lora folder, e.g. ~/stable-diffusion-webui/models/Lora or ~/ComfyUI/models/loras")
+                         help="required: the Lora folder, e.g. ~/stable-diffusion-webui/models/Lora or "
+                         "~/ComfyUI/models/loras (without it, install names the Lora folders it finds)")
     install.add_argument("--checkpoint", metavar="FILE",
                          help="the checkpoint to install: a path, or a file name in DIR/output/")
     install.add_argument("--name", metavar="NAME",
@@ -32,6 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     install.add_argument("--force", action="store_true", help="replace a LoRA of that name (and its card)")
     install.add_argument("--no-card", action="store_true", help="do not write the NAME.json card")
     install.add_argument("--json", action="store_true", help="print one JSON object instead")
+    # The usage line argparse writes brackets --to as optional: say it as it is.
+    install.usage = install.format_usage().removeprefix("usage: ").replace("[--to LORA_DIR]", "--to LORA_DIR")
     install.set_defaults(run=run_install)
 
 

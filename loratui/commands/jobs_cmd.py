@@ -85,18 +85,50 @@ def run_status(args: argparse.Namespace) -> int:
     resource = _resource(args)
     if resource is not None:
         status, others = job_status(project, resource), []
-    else:  # the most recent job first, then the others
+    else:  # the most recent job first, then the last one of each other resource
         status, *others = all_statuses(project) or [job_status(project)]
     if args.json:
         print(json.dumps({**status.to_dict(), "others": [_brief(s) for s in others]}, ensure_ascii=False, indent=2))
         return 0
-    for line in status_lines(status, project, str(args.dir)):
+    resume = ResumeCheck(project)
+    for line in status_lines(status, project, str(args.dir), resume.steps(status)):
         print(line)
-    for other in others:
-        if other.alive:
-            print(f"Also        {other.kind} (pid {other.pid}) {other.state.upper()}: loratui status {args.dir} "
-                  f"--job {other.kind}")
+    for line in other_jobs_lines(others, project, str(args.dir), resume):
+        print(line)
     return 0
+
+
+class ResumeCheck:
+    """Whether a stopped training run can go on, read once per command and only when a job asks."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._steps: str | None = None
+        self._read = False
+
+    def steps(self, status: JobStatus) -> str | None:
+        """``step 48 of 96`` (or ``its saved state``) when ``status`` is a training job that ended without
+        finishing (stopped, failed, lost) and a state that `loratui train DIR --resume` continues is saved."""
+        from loratui.jobs.kinds import FAILED, LOST, STOPPED
+
+        if status.kind != "train" or status.state not in (STOPPED, FAILED, LOST):
+            return None
+        if not self._read:
+            self._steps, self._read = resumable_steps(self.project), True
+        return self._steps
+
+
+def resumable_steps(project: Project) -> str | None:
+    """Where the saved training state stands (``step 48 of 96``), or None when there is none to resume (never
+    saved, finished, or moved aside by --from-scratch)."""
+    from loratui.errors import LoratuiError
+    from loratui.training.previous_run import find_previous_run
+
+    try:
+        run = find_previous_run(project, project.output_name(project.load()))
+    except (LoratuiError, OSError):  # a broken loratui.toml: `status` still shows the job; `train` names the fault
+        return None
+    return (run.steps or "its saved state") if run.resumable else None
 
 
 def _brief(status: JobStatus) -> dict[str, Any]:
@@ -104,8 +136,9 @@ def _brief(status: JobStatus) -> dict[str, Any]:
             "percent": status.percent}
 
 
-def status_lines(status: JobStatus, project: Project, shown_dir: str) -> list[str]:
-    """The status screen; ``shown_dir`` is DIR as the user typed it, for the commands it suggests."""
+def status_lines(status: JobStatus, project: Project, shown_dir: str, resume: str | None = None) -> list[str]:
+    """The status screen; ``shown_dir`` is DIR as the user typed it, for the commands it suggests; ``resume``
+    where a stopped training run's saved state stands (``step 48 of 96``), when it can go on."""
     from loratui.jobs.kinds import NONE, STOPPED
 
     if status.state == NONE:
@@ -132,15 +165,56 @@ def status_lines(status: JobStatus, project: Project, shown_dir: str) -> list[st
         lines.append(f"Checkpoint  {rel_path(status.last_checkpoint, project.root)}{epoch}")
     if status.final_path and status.state != STOPPED:
         lines.append(f"Result      {rel_path(status.final_path, project.root)}")
-    if status.message:
-        lines.append(f"Message     {status.message}")
+    message = status.message or (_stop_text(status.stop_reason) if status.state == STOPPED else None)
+    if message:
+        lines.append(f"Message     {message}")
     if status.warnings:
         lines.append(f"Warnings    {status.warnings} (loratui logs {shown_dir} shows them)")
     if status.log_path:
         lines.append(f"Log         {rel_path(status.log_path, project.root)}")
     lines.append(f"Events      {rel_path(status.events_path or '', project.root)}")
-    lines.append(f"Next        {_next_hint(status, shown_dir)}")
+    lines.append(f"Next        {_next_hint(status, shown_dir, resume)}")
     return lines
+
+
+def _stop_text(reason: str | None) -> str | None:
+    """Why a job stopped, as a sentence: the runner writes one ("interrupted (Ctrl-C)"), the loop a cause."""
+    from loratui.jobs.status import is_stop_reason
+
+    if not reason:
+        return None
+    return reason if is_stop_reason(reason) else f"stopped: {reason}"
+
+
+def other_jobs_lines(others: list[JobStatus], project: Project, shown_dir: str, resume: ResumeCheck) -> list[str]:
+    """One line for the last job of each other resource (the training result while the grid is the latest)."""
+    if not others:
+        return []
+    lines = ["", f"Other jobs  (`loratui status {shown_dir} --job KIND` shows one in full)"]
+    for other in others:
+        lines.append(f"  {other.kind or '?':<9} {_one_line(other, project, shown_dir, resume.steps(other))}")
+    return lines
+
+
+def _one_line(status: JobStatus, project: Project, shown_dir: str, resume: str | None) -> str:
+    from loratui.commands.event_lines import outcome_details
+    from loratui.jobs.kinds import DONE, STOPPED
+
+    clock = time.strftime("%H:%M", time.localtime(status.started)) if status.started else "?"
+    if status.alive:
+        progress = _progress_line(status)
+        return (f"{status.state.upper()} (pid {status.pid}) since {clock}{': ' + progress if progress else ''} · "
+                f"{_next_hint(status, shown_dir)}")
+    took = f" ({format_duration(status.finished - status.started)})" if status.finished and status.started else ""
+    if status.state in (DONE, STOPPED):
+        result = rel_path(status.final_path, project.root) if status.final_path else None
+        details = outcome_details(status.kind, status.state == STOPPED, status.summary, result)
+    else:
+        details = status.message or ""
+    line = f"{status.state.upper()} {clock}{took}{': ' + details if details else ''}"
+    if status.state != DONE or resume:
+        line += f" · next: {_next_hint(status, shown_dir, resume)}"
+    return line
 
 
 def _progress_line(status: JobStatus) -> str:
@@ -174,15 +248,17 @@ def _figures_line(status: JobStatus) -> str:
     return "   ".join(parts)
 
 
-def _next_hint(status: JobStatus, shown_dir: str) -> str:
+def _next_hint(status: JobStatus, shown_dir: str, resume: str | None = None) -> str:
+    """The command to run next; ``resume`` (``step 48 of 96``) when a saved training state can go on."""
     from loratui.jobs.kinds import DONE, FAILED, LOST, STOPPED
 
     if status.alive:
         job = f" --job {status.kind}" if status.kind else ""
         return f"loratui logs {shown_dir}{job} --follow · loratui stop {shown_dir}{job}"
-    if status.state == STOPPED and status.kind == "train":
-        return f"loratui train {shown_dir} --resume"
-    if status.state in (FAILED, LOST):
+    if status.kind == "train" and resume and status.state in (STOPPED, FAILED, LOST):
+        goes_on = f"loratui train {shown_dir} --resume (goes on from {resume})"
+        return goes_on if status.state == STOPPED else f"{goes_on} · loratui logs {shown_dir}"
+    if status.state in (STOPPED, FAILED, LOST):
         return f"loratui logs {shown_dir}" + (f" · read {status.log_path}" if status.log_path else "")
     # A finished job: the workflow's next stage.
     following = {"prepare": f"loratui tag {shown_dir}", "tag": f"loratui tags {shown_dir} --list",
@@ -212,21 +288,77 @@ def run_logs(args: argparse.Namespace) -> int:
     if not args.follow:
         if not events:
             print(f"No events yet in {rel_path(status.events_path, project.root)}", file=sys.stderr)
+        _after_the_job(project, status, context, str(args.dir), args.raw)
         return 0
     if events and events[-1].TYPE in ("done", "error"):
+        _after_the_job(project, status, context, str(args.dir), args.raw)
         return 0 if events[-1].TYPE == "done" else 1
     try:
-        return _follow(project, resource or status.resource, reader, args.raw, context)
+        code = _follow(project, resource or status.resource, reader, args.raw, context)
     except KeyboardInterrupt:
         return 130  # watching stopped; the job goes on
+    _after_the_job(project, job_status(project, resource or status.resource), context, str(args.dir), args.raw)
+    return code
+
+
+# How many of the earlier run's last lines `logs` shows when the latest training job never reached a step.
+EARLIER_RUN_LINES = 10
+EARLIER_RUNS_LOOKED_AT = 20
+RAN_STEPS = "ran steps"  # in the context of the printed lines: a step event was among them
+
+
+def _after_the_job(project: Project, status: JobStatus, context: dict[str, Any], shown_dir: str, raw: bool) -> None:
+    """Below an ended job's lines: the training run before it when this job never reached a step (a failed
+    `--resume`: where the run stands is in the earlier file), then the command that goes on from a saved
+    state. The hint goes to stderr, so `logs > file` keeps only the events."""
+    if status.alive or status.kind != "train":
+        return
+    if not context.get(RAN_STEPS):
+        for line in _earlier_run_lines(project, status, raw):
+            print(line, flush=True)
+    resume = ResumeCheck(project).steps(status)
+    if resume:
+        print(f"Next: loratui train {shown_dir} --resume (goes on from {resume})", file=sys.stderr)
+
+
+def _earlier_run_lines(project: Project, status: JobStatus, raw: bool) -> list[str]:
+    """The last lines of the latest earlier training job that ran steps, under a heading naming its file (with
+    --raw, its file only, on stderr: the output stays JSON lines)."""
+    from loratui.jobs import events as ev
+    from loratui.jobs.event_log import read_events, read_raw
+    from loratui.jobs.paths import events_dir
+
+    current = Path(status.events_path or "").resolve()
+    try:
+        files = sorted((path for path in events_dir(project).glob("train-*.jsonl") if path.resolve() != current),
+                       key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    for path in files[:EARLIER_RUNS_LOOKED_AT]:
+        events = read_events(path)
+        if not any(isinstance(event, ev.Step) for event in events):
+            continue
+        shown = rel_path(path, project.root)
+        if raw:
+            print(f"The run before it, which trained: {shown}", file=sys.stderr)
+            return [json.dumps(record, ensure_ascii=False) for record in read_raw(path)[-EARLIER_RUN_LINES:]]
+        context: dict[str, Any] = {}
+        lines = [format_event(event, context) for event in events]  # all of them: each line needs the ones before
+        shown_lines = lines[-EARLIER_RUN_LINES:]
+        return ["", f"This job ran no step; the run before it ({shown}) ended like this (last {len(shown_lines)} of "
+                f"{len(lines)} lines):", *shown_lines]
+    return []
 
 
 def _print_new(reader: Any, raw: bool, context: dict[str, Any]) -> list[Any]:
     """Print what was written since the last read; ``raw`` prints the lines as written."""
+    from loratui.jobs import events as ev
     from loratui.jobs.event_log import parse_lines
 
     if not raw:
         events = reader.read_new()
+        for event in events:
+            print(format_event(event, context), flush=True)
     else:
         events = []
         for line in reader.read_new_bytes().splitlines():
@@ -234,9 +366,8 @@ def _print_new(reader: Any, raw: bool, context: dict[str, Any]) -> list[Any]:
             if parsed:
                 print(line.decode("utf-8", "replace"), flush=True)
                 events += parsed
-        return events
-    for event in events:
-        print(format_event(event, context), flush=True)
+    if any(isinstance(event, ev.Step) for event in events):
+        context[RAN_STEPS] = True
     return events
 
 

@@ -53,7 +53,7 @@ def run_lora_info(args: argparse.Namespace) -> int:
     if "ss_steps" in md:
         print(
             f"trained: epoch {md.get('ss_epoch', '?')} of {md.get('ss_num_epochs', '?')}, step {md['ss_steps']} of "
-            f"{md.get('ss_max_train_steps', '?')}, {md.get('ss_num_train_images', '?')} images x repeats, "
+            f"{md.get('ss_max_train_steps', '?')}, {_images(md)}, "
             f"resolution {md.get('ss_resolution', '?')}, base {md.get('ss_sd_model_name', '?')}"
         )
     if md.get("modelspec.trigger_phrase"):
@@ -65,6 +65,23 @@ def run_lora_info(args: argparse.Namespace) -> int:
         for key in sorted(md):
             print(f"  {key} = {md[key]}")
     return 0
+
+
+def _images(metadata: dict[str, str]) -> str:
+    """``48 images per epoch (24 pictures x 2 repeats)``: ss_num_train_images already counts the repeats; the
+    folders' own counts (ss_dataset_dirs) show how."""
+    total = metadata.get("ss_num_train_images", "?")
+    try:
+        folders = json.loads(metadata.get("ss_dataset_dirs", "{}"))
+        counts = [(int(f["img_count"]), int(f["n_repeats"])) for f in folders.values()]
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        counts = []  # written by another trainer, or damaged: the total alone
+    images = f"{total} image{'' if total == '1' else 's'} per epoch"
+    if not counts:
+        return f"{images} (pictures x repeats)"
+    (pictures, repeats), *others = counts
+    first = f"{pictures} picture{'s' if pictures != 1 else ''} x {repeats} repeat{'s' if repeats != 1 else ''}"
+    return f"{images} ({' + '.join([first, *(f'{p} x {r}' for p, r in others)])})"
 
 
 def _tag_frequency(metadata: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -146,7 +146,7 @@ def _list(args: argparse.Namespace, project: Project, config: Config) -> dict | 
     concepts = list(table.concept_images) if len(table.concept_images) > 1 else []
     print(_heading(project, table, several=len(config.concepts) > 1))
     _print_rows(table, rows, concepts)
-    print(_footer(project, table, rows))
+    print(_footer(project, table, rows, several=len(config.concepts) > 1))
     _print_notes(table.outcome, len(table.outcome.warnings) + len(table.outcome.skipped))
     return None
 
@@ -203,7 +203,7 @@ def _print_rows(table: TagTable, rows: list[TagRow], concepts: list[str]) -> Non
         print(line + ("  " + ", ".join(marks) if marks else ""))
 
 
-def _footer(project: Project, table: TagTable, rows: list[TagRow]) -> str:
+def _footer(project: Project, table: TagTable, rows: list[TagRow], several: bool) -> str:
     hidden = len(table.rows) - len(rows)
     deleted = sum(1 for r in table.rows if r.deleted)
     lines = [f"{_count(len(table.rows), 'tag')}, {deleted} deleted" + (f" ({hidden} under --min-share not shown)"
@@ -213,9 +213,25 @@ def _footer(project: Project, table: TagTable, rows: list[TagRow]) -> str:
         lines.append(f"Deleted but still in captions: {', '.join(stale)}. Take them out with "
                      f"`loratui tags {project.root} --delete TAG ...`")
     elif table.rows:
-        lines.append(f"Next: take out what the trigger word should carry: `loratui tags {project.root} --delete TAG "
-                     "...`")
+        lines.append(_next_step(project, table, several))
     return "\n".join(lines)
+
+
+def _next_step(project: Project, table: TagTable, several: bool) -> str:
+    """The workflow's next step from the captions' state: delete the tags the trigger should carry, then set
+    the trigger first everywhere, then count the steps and train."""
+    root = project.root
+    if not table.deleted:
+        return f"Next: take out what the trigger word should carry: `loratui tags {root} --delete TAG ...`"
+    for name, trigger in table.triggers.items():
+        concept = f" --concept {_shell_word(name)}" if several else ""
+        if not trigger:
+            return f"Next: set the trigger word of {name}: `loratui tags {root} --trigger WORD{concept}`"
+        if table.trigger_first.get(name, 0) < table.concept_images.get(name, 0):
+            return (f"Next: put the trigger word first in every caption of {name}: "
+                    f"`loratui tags {root} --trigger {_shell_word(trigger)}{concept}`")
+    return (f"Next: the captions are ready: count the steps with `loratui estimate {root}`, then "
+            f"`loratui train {root}` (to delete more: `loratui tags {root} --delete TAG ...`)")
 
 
 def _table_json(table: TagTable, rows: list[TagRow]) -> dict:

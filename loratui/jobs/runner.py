@@ -7,7 +7,7 @@ events (rank 0 only) but neither lock nor record, which the launcher holds.
 
 How a job ends, in its record and in its last event:
   the body returns                  ``done`` (``stopped`` when :meth:`Job.mark_stopped` or the loop said so)
-  a stop request, Ctrl-C, SIGTERM   a ``warning`` saying why, then ``done`` with ``stopped``
+  a stop request, Ctrl-C, SIGTERM   ``done`` with ``stopped`` and why (``stopped_by``)
   an error                          ``error`` with the one-line message (the record says ``failed``)
 """
 
@@ -290,8 +290,7 @@ def _finish_failed(handle: Job, exc: BaseException) -> None:
         message = {JobTerminated: "terminated (SIGTERM)", KeyboardInterrupt: "interrupted (Ctrl-C)"}.get(
             type(exc), "stopped by request")
         if _ending(handle) is None:
-            handle.warning(message)
-            handle.done(stopped=True)
+            handle.done(stopped=True, stopped_by=message)  # a stop the user asked for: said, not warned
         _set_status(handle, STOPPED, message)
         return
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

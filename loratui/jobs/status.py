@@ -25,10 +25,18 @@ from loratui.jobs.locks import holder, is_locked
 from loratui.jobs.paths import status_cache_path, stop_path
 from loratui.jobs.record import LEGACY_ID, JobRecord, events_size, read_record, read_records
 from loratui.project import Project
+from loratui.training.eta import eta_from_events
 
 LOSS_HISTORY = 2000  # recent losses kept for a sparkline
 CACHE_MIN_BYTES = 256 * 1024  # a fold is saved for the next `status` only when it saved reading this much
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 1: stop reasons counted as warnings, the ETA as the loop wrote it
+# How a stop the user asked for (Ctrl-C, `loratui stop`, SIGTERM) is written as a warning before the job's
+# `done`: it is the reason the job ended, not a warning.
+STOP_REASONS = ("stopped by request", "interrupted (Ctrl-C)", "terminated (SIGTERM)")
+
+
+def is_stop_reason(message: str) -> bool:
+    return message.startswith(STOP_REASONS)
 
 
 @dataclass
@@ -70,6 +78,7 @@ class JobStatus:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: int = 0
     last_warning: str | None = None
+    stop_reason: str | None = None  # why a stopped job stopped: "Ctrl-C", "interrupted (Ctrl-C)" ...
     message: str | None = None
     losses: list[float] = field(default_factory=list)  # the recent losses, oldest first (for a sparkline)
 
@@ -94,7 +103,7 @@ class JobStatus:
 # Fields the events fold into (the rest come from the record and the lock on every poll).
 FOLDED = ("step", "total_steps", "epoch", "epochs", "loss", "lr", "images_per_s", "eta_s", "stage", "done", "total",
           "item", "rate", "stage_eta_s", "last_checkpoint", "last_checkpoint_epoch", "checkpoints", "cells",
-          "final_path", "summary", "warnings", "last_warning", "message")
+          "final_path", "summary", "warnings", "last_warning", "stop_reason", "message")
 
 
 @dataclass
@@ -110,9 +119,12 @@ class _Fold:
         if isinstance(event, ev.Plan):
             f["total_steps"], f["epochs"] = event.total_steps, event.epochs
         elif isinstance(event, ev.Step):
-            f.update(step=event.step, epoch=event.epoch, loss=event.loss, lr=event.lr,
-                     images_per_s=event.images_per_s, eta_s=event.eta_s)
+            # The job's first step is its run's first (or the first after a resume): the ETA's pace starts there.
+            first = f.setdefault("first_step", [event.step, event.elapsed_s])
             f["total_steps"] = event.total_steps or f.get("total_steps")
+            eta = eta_from_events((first[0], first[1]), event.step, f["total_steps"], event.elapsed_s, event.eta_s)
+            f.update(step=event.step, epoch=event.epoch, loss=event.loss, lr=event.lr,
+                     images_per_s=event.images_per_s, eta_s=eta)
             f["epochs"] = event.epochs or f.get("epochs")
             if event.loss is not None:
                 self.losses.append(event.loss)
@@ -125,13 +137,18 @@ class _Fold:
         elif isinstance(event, ev.Cell):
             f["cells"] = f.get("cells", 0) + 1
         elif isinstance(event, ev.JobWarning):
-            f.update(warnings=f.get("warnings", 0) + 1, last_warning=event.message)
+            if is_stop_reason(event.message):
+                f["stop_reason"] = event.message
+            else:
+                f.update(warnings=f.get("warnings", 0) + 1, last_warning=event.message)
         elif isinstance(event, ev.JobError):
             f["message"] = event.message
             self.terminal = "error"
         elif isinstance(event, ev.Done):
             f["final_path"] = event.result or f.get("final_path")
             f["summary"] = event.summary
+            if event.stopped and event.summary.get("stopped_by"):
+                f["stop_reason"] = str(event.summary["stopped_by"])
             self.terminal = "stopped" if event.stopped else "done"
 
 

@@ -2,7 +2,9 @@
 
 Each terminal cell shows two pixels stacked: "▀" drawn with the top pixel as foreground and the bottom pixel as
 background. A cell is about twice as tall as it is wide, so one column is one pixel wide and two pixels tall:
-the picture keeps its shape. Plain Python and numpy over Pillow, no torch: the Textual UI imports this too.
+the picture keeps its shape. Where colour codes do not belong (a file, a pipe, NO_COLOR) each cell is one plain
+character instead, denser for brighter pixels. Plain Python and numpy over Pillow, no torch: the Textual UI
+imports this too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -28,6 +30,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CUBE_LEVELS = np.array([0, 95, 135, 175, 215, 255])
 _GREY_LEVELS = np.array([8 + 10 * i for i in range(24)])
 _TRUECOLOR_TERMS = ("iTerm.app", "WezTerm", "vscode", "ghostty", "Hyper", "Tabby", "rio")
+# How a picture is drawn: colour codes only where a terminal shows them.
+TRUECOLOR, XTERM_256, PLAIN = "truecolor", "256", "plain"
+# Plain characters from dark to bright (a space is the darkest: most terminals are dark).
+PLAIN_RAMP = " .:-=+*#%@"
 
 
 def half_blocks(image: Image.Image, columns: int, max_rows: int | None = None) -> HalfBlocks:
@@ -86,6 +92,18 @@ def to_ansi(rows: HalfBlocks, *, truecolor: bool = True) -> list[str]:
     return lines
 
 
+def to_plain(rows: HalfBlocks) -> list[str]:
+    """One string per row, no escape codes: each cell's two pixels as one character of :data:`PLAIN_RAMP`."""
+    last = len(PLAIN_RAMP) - 1
+    return ["".join(PLAIN_RAMP[round(_brightness(top, bottom) * last)] for top, bottom in row) for row in rows]
+
+
+def _brightness(top: RGB, bottom: RGB) -> float:
+    """0 (black) to 1 (white): the mean luma (ITU-R BT.601) of the two pixels."""
+    luma = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b in (top, bottom)]
+    return sum(luma) / (2 * 255)
+
+
 def _sgr(colour: RGB, truecolor: bool, *, foreground: bool) -> str:
     layer = 38 if foreground else 48
     if truecolor:
@@ -116,10 +134,11 @@ def grid_text(
     column_labels: list[str],
     columns: int,
     *,
-    truecolor: bool = True,
+    colour: str = TRUECOLOR,
 ) -> list[str]:
     """The whole grid in ``columns``: column labels on top, row labels (plain text) on the left, tiles side by
-    side one space apart, a missing tile as a blank box with "?". No line is wider than ``columns``."""
+    side one space apart, a missing tile as a blank box with "?". No line is wider than ``columns``. ``colour``
+    is :data:`TRUECOLOR`, :data:`XTERM_256` or :data:`PLAIN` (no escape codes at all; see :func:`colour_mode`)."""
     if columns < 1:
         raise ValueError(f"columns must be at least 1, got {columns}")
     count = max((len(row) for row in tiles), default=0)
@@ -136,7 +155,7 @@ def grid_text(
     lines = [" " * gutter + " ".join(_fit(label, tile_width).center(tile_width)
                                      for label in (list(column_labels) + [""] * count)[:count]).rstrip()]
     for index, row in enumerate(tiles):
-        drawn = [_tile(tile, tile_width, tile_rows, truecolor) for tile in (list(row) + [None] * count)[:count]]
+        drawn = [_tile(tile, tile_width, tile_rows, colour) for tile in (list(row) + [None] * count)[:count]]
         label = row_labels[index] if index < len(row_labels) else ""
         for line_no in range(tile_rows):
             left = _fit(label, label_width).ljust(label_width) if line_no == tile_rows // 2 else " " * label_width
@@ -161,11 +180,12 @@ def _tile_rows(tiles: list[list[Image.Image | None]], tile_width: int) -> int:
     return max(1, round(tile_width / 2))
 
 
-def _tile(tile: Image.Image | None, width: int, rows: int, truecolor: bool) -> list[str]:
+def _tile(tile: Image.Image | None, width: int, rows: int, colour: str) -> list[str]:
     """Exactly ``rows`` strings of ``width`` visible columns each."""
     if tile is None:
         return _blank_box(width, rows)
-    drawn = to_ansi(half_blocks(tile, width, rows), truecolor=truecolor)
+    cells = half_blocks(tile, width, rows)
+    drawn = to_plain(cells) if colour == PLAIN else to_ansi(cells, truecolor=colour == TRUECOLOR)
     pad_width = width - visible_width(drawn[0]) if drawn else width
     lines = [line + " " * pad_width for line in drawn]
     return lines + [" " * width] * (rows - len(lines))
@@ -191,3 +211,17 @@ def truecolor_supported(environ: Mapping[str, str] = os.environ) -> bool:
     if term.endswith("-direct") or term in ("xterm-kitty", "alacritty", "foot", "wezterm"):
         return True
     return environ.get("TERM_PROGRAM", "") in _TRUECOLOR_TERMS or bool(environ.get("WT_SESSION"))
+
+
+def colour_mode(stream: TextIO, environ: Mapping[str, str] = os.environ) -> str:
+    """How to draw pictures on ``stream``: :data:`TRUECOLOR` on a terminal; :data:`PLAIN` on a file or a pipe
+    (escape codes there are noise in a log or an editor), on TERM=dumb, and whenever NO_COLOR holds any value
+    but "" (https://no-color.org)."""
+    if environ.get("NO_COLOR", "") or environ.get("TERM", "") == "dumb":
+        return PLAIN
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        terminal = False
+    # 24-bit on every terminal, as before: over SSH COLORTERM rarely arrives, though most terminals draw it.
+    return TRUECOLOR if terminal else PLAIN

@@ -14,7 +14,7 @@ from loratui.config import Config
 from loratui.errors import LoratuiError
 from loratui.project import Project
 from loratui.training.buckets import BucketAssigner, BucketSettings, Size
-from loratui.training.speed_history import UNKNOWN_TIME, detect_gpu_name, lookup_speed
+from loratui.training.speed_history import detect_gpu_name, lookup_speed, unknown_time
 
 # The beginner guides' advice for one character: fewer steps rarely sticks, more starts copying the pictures.
 STEP_RANGE = (1500, 5000)
@@ -236,7 +236,7 @@ def estimate(
         steps=steps, epochs=training.epochs, total_steps=total,
         plain_total_steps=steps.plain_steps_per_epoch * training.epochs, checkpoints=checkpoints,
         step_range=STEP_RANGE, fit_epochs=fitting_epochs(steps.steps_per_epoch), seconds=seconds,
-        time_basis=speed.basis if speed else UNKNOWN_TIME,
+        time_basis=speed.basis if speed else unknown_time(gpu),
     )
     result.warnings = _warnings(result, concepts, config, project)
     return result

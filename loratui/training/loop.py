@@ -478,6 +478,8 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
 
     def _report(self, step: int, epoch: int, loss: float, step_times: list[float], started: float) -> None:
+        from loratui.training.eta import eta_from_step_times
+
         recent = step_times[-20:]
         seconds = sum(recent) / len(recent)
         images = self.t.batch_size * self.t.gradient_accumulation_steps * self.accelerator.num_processes
@@ -485,7 +487,8 @@ class _Run:
         rates = self.scheduler.get_last_lr()
         self.job.emit(ev.Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, epochs=self.t.epochs,
                               loss=loss, lr=rates[0], lr_text_encoder=rates[1] if len(rates) > 1 else None,
-                              images_per_s=images / seconds if seconds > 0 else 0.0, eta_s=remaining * seconds,
+                              images_per_s=images / seconds if seconds > 0 else 0.0,
+                              eta_s=eta_from_step_times(step_times, remaining),
                               elapsed_s=time.monotonic() - started))
         if self.board is not None:
             self.board.step(step, loss, rates)
@@ -577,14 +580,14 @@ class _Run:
                       early=early)
 
     def _record_speed(self, step_times: list[float]) -> None:
-        from loratui.training.speed_history import detect_gpu_name, record_speed
+        from loratui.training.speed_history import detect_gpu_name, record_speed, typical_step_seconds
 
-        # The first step carries one-off costs (allocations, kernel choice); leave it out when there are others.
-        times = step_times[1:] or step_times
-        if not times or not self.accelerator.is_main_process:
+        # The median step without the first (one-off costs): a stretch slowed by other work does not count.
+        seconds = typical_step_seconds(step_times)
+        if seconds is None or not self.accelerator.is_main_process:
             return
         try:
             record_speed(detect_gpu_name(), self.family, self.config.dataset.resolution, self.t.batch_size,
-                         sum(times) / len(times), gradient_accumulation_steps=self.t.gradient_accumulation_steps)
+                         seconds, gradient_accumulation_steps=self.t.gradient_accumulation_steps)
         except (OSError, ValueError) as exc:  # the speed history is a nicety; never fail a finished run on it
             self.job.warning(f"could not record the measured speed: {exc}")
