@@ -219,7 +219,7 @@ def test_a_failed_resume_keeps_the_earlier_run_in_sight(project, capsys):
     earlier = job_status(project).events_path
     root = project.root
     # `train --resume` fails at once, in a job of its own
-    message = f"{project.state_dir / 'state'}: cannot read the training state (gone): start again without --resume"
+    message = "out of memory loading the model or in the first step: try a smaller batch"
     with pytest.raises(LoratuiError), job(project, "train", ["train", str(root), "--resume"]):
         raise LoratuiError(message)
     out = _status(project, capsys)
@@ -233,3 +233,16 @@ def test_a_failed_resume_keeps_the_earlier_run_in_sight(project, capsys):
                               "lines):"]
     assert lines[4].startswith("start: train job") and lines[-1].startswith("stopped at step 3 of 10 (Ctrl-C)")
     assert err.splitlines()[-1] == f"Next: loratui train {root} --resume (goes on from step 3 of 10)"
+
+
+def test_a_resume_that_failed_on_the_state_itself_is_not_told_to_resume_again(project, capsys):
+    _stopped_run(project, stopped_by="Ctrl-C")
+    _save_state(project, 3, 10)
+    root = project.root
+    message = (f"{project.state_dir / 'state'}: cannot read the training state (gone): start over with "
+               f"`loratui train {root} --from-scratch` (the files so far are kept)")
+    with pytest.raises(LoratuiError), job(project, "train", ["train", str(root), "--resume"]):
+        raise LoratuiError(message)
+    out = _status(project, capsys)
+    assert f"Message     {message}" in out and f"Next        loratui logs {root}" in out
+    assert "--resume (goes on" not in out

@@ -140,7 +140,8 @@ def test_stop_file_then_resume_continues_the_same_run(tmp_path: Path, tiny_sd15_
     message = str(refused.value)
     assert "\n" not in message and "cannot resume: the run was made with other settings" in message
     for change in ("training.unet_lr: 0.001 -> 0.002", 'training.optimizer: "AdamW" -> "Lion"',
-                   "training.min_snr_gamma: 0.0 -> 5.0", f"`loratui train {project.root}` (without --resume)"):
+                   "training.min_snr_gamma: 0.0 -> 5.0",
+                   f"`loratui train {project.root} --from-scratch` (the old run's files are kept)"):
         assert change in message
     # Settings that do not change the run may: TensorBoard on for the rest of it.
     config.training.tensorboard = True

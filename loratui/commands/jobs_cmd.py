@@ -255,7 +255,9 @@ def _next_hint(status: JobStatus, shown_dir: str, resume: str | None = None) -> 
     if status.alive:
         job = f" --job {status.kind}" if status.kind else ""
         return f"loratui logs {shown_dir}{job} --follow · loratui stop {shown_dir}{job}"
-    if status.kind == "train" and resume and status.state in (STOPPED, FAILED, LOST):
+    # A resume that failed on the state itself says to start over instead: no --resume hint against it.
+    if status.kind == "train" and resume and status.state in (STOPPED, FAILED, LOST) \
+            and "--from-scratch" not in (status.message or ""):
         goes_on = f"loratui train {shown_dir} --resume (goes on from {resume})"
         return goes_on if status.state == STOPPED else f"{goes_on} · loratui logs {shown_dir}"
     if status.state in (STOPPED, FAILED, LOST):

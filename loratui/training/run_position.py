@@ -76,14 +76,14 @@ def check_resume(folder: Path, settings: dict[str, Any], root: Path) -> RunPosit
     if changed:
         raise LoratuiError(f"{folder}: cannot resume: the run was made with other settings ({'; '.join(changed)}): "
                            f"put them back in {root / 'loratui.toml'}, or start from scratch with "
-                           f"`loratui train {root}` (without --resume)")
+                           f"`loratui train {root} --from-scratch` (the old run's files are kept)")
     return position
 
 
 def read_position(folder: Path) -> RunPosition:
     path = folder / STATE_FILE
     if not path.is_file():
-        raise LoratuiError(f"{path}: no saved training state to resume: start without --resume")
+        raise LoratuiError(f"{path}: no saved training state to resume: start a new run without --resume")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         settings = data.get("settings")
@@ -92,4 +92,6 @@ def read_position(folder: Path) -> RunPosition:
         return RunPosition(int(data["step"]), int(data["epoch"]), int(data["batches_done"]),
                            int(data["total_steps"]), dict(settings))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LoratuiError(f"{path}: damaged training state ({exc}): start again without --resume") from None
+        root = folder.parent.parent
+        raise LoratuiError(f"{path}: damaged training state ({exc}): start over with "
+                           f"`loratui train {root} --from-scratch` (the files so far are kept)") from None

@@ -54,11 +54,14 @@ def load_state(folder: Path, network: LoraNetwork, optimizer: torch.optim.Optimi
         weights = load_file(str(folder / data["weights"]))
         saved = torch.load(folder / data["optimizer"], map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
-        raise LoratuiError(f"{folder}: cannot read the training state ({exc}): start again without --resume") from None
+        root = folder.parent.parent
+        raise LoratuiError(f"{folder}: cannot read the training state ({exc}): start over with "
+                           f"`loratui train {root} --from-scratch` (the files so far are kept)") from None
     params = trainable_tensors(network)
     if set(weights) != set(params):
         raise LoratuiError(f"{folder}: the saved state is for another network (rank, targets or text encoder "
-                           "setting changed): start again without --resume")
+                           "setting changed): start over with "
+                           f"`loratui train {folder.parent.parent} --from-scratch` (the files so far are kept)")
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(weights[name].to(param.device, param.dtype))
