@@ -18,6 +18,7 @@ from loratui.commands import (
     prepare_cmd,
     presets_cmd,
     project_cmds,
+    recent_cmd,
     settings_cmd,
     tag_cmd,
     tags_cmd,
@@ -37,6 +38,7 @@ EPILOG = "Exit status: 0 done, 2 bad input (the message names the file or settin
 # Each module adds its own subcommands; the order here is the order in `loratui --help`.
 COMMAND_MODULES = (
     project_cmds,
+    recent_cmd,
     prepare_cmd,
     tag_cmd,
     tags_cmd,
@@ -66,8 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def wizard_target(argv: Sequence[str], commands: set[str]) -> tuple[str, bool] | None:
+    """``loratui [DIR] [--ascii]`` opens the wizard: (DIR, ascii); None when argv is a subcommand or --help."""
+    rest = [a for a in argv if a != "--ascii"]
+    if len(rest) > 1 or (rest and (rest[0].startswith("-") or rest[0] in commands)):
+        return None
+    return (rest[0] if rest else ".", "--ascii" in argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    commands = set(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices)
+    target = wizard_target(argv, commands)
+    if target is not None and (argv or sys.stdout.isatty()):
+        return _open_wizard(*target)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -93,6 +108,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _open_wizard(where: str, ascii_only: bool) -> int:
+    from pathlib import Path
+
+    folder = Path(where).expanduser()
+    if folder.exists() and not folder.is_dir():
+        print(f"loratui: {folder} is a file, not a folder: give a project folder (or a new one)", file=sys.stderr)
+        return 2
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        print("loratui: the wizard needs a terminal; from a script use the subcommands (`loratui --help`)",
+              file=sys.stderr)
+        return 2
+    from loratui.tui.app import run_wizard
+
+    return run_wizard(folder, ascii_only=ascii_only)
 
 
 if __name__ == "__main__":

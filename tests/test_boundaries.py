@@ -55,3 +55,30 @@ def test_engine_modules_never_import_textual():
 def test_the_tag_table_and_the_picture_scan_load_no_heavy_library():
     # The Tags and Images screens import these directly.
     assert loaded_after("import loratui.dataset.tag_table, loratui.dataset.image_scan") == []
+
+
+def test_opening_the_wizard_on_a_project_loads_no_heavy_library(tmp_path):
+    """The app runs (headless, 80x24) on a project, walks every step and opens help: nothing heavy is imported,
+    which `python -X importtime` confirms module by module."""
+    from loratui.project import create_project
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    project, _ = create_project(tmp_path / "proj", pictures, "akari")
+    code = (
+        "import asyncio\nfrom loratui.tui.app import WizardApp\n"
+        f"app = WizardApp({str(project.root)!r})\n"
+        "async def walk():\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        for key in ['ctrl+n'] * 5 + ['question_mark', 'escape', 'ctrl+g', '1']:\n"
+        "            await pilot.press(key)\n"
+        "        await pilot.pause()\n"
+        "asyncio.run(walk())"
+    )
+    assert loaded_after(code) == []
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    assert timed.returncode == 0, timed.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in timed.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "textual" in imported and not imported & set(HEAVY)

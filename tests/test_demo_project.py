@@ -56,7 +56,7 @@ def test_the_demo_command(tmp_path):
     run = [sys.executable, "-m", "loratui", "demo", str(tmp_path / "d")]
     first = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert "Demo ready" in first.stdout and "Next: loratui check" in first.stdout
+    assert "Demo ready" in first.stdout and "or loratui check" in first.stdout
     assert "[transformers]" not in first.stderr and "warn" not in first.stderr.lower()  # progress lines only
     again = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "already a loratui project" in again.stderr

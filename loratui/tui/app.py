@@ -1,0 +1,216 @@
+"""The wizard app: one frame over six steps (design §2), the welcome screen for a folder without a project, the
+global keys, and the project's state read on a timer from the engine's files (never torch)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
+
+from loratui.project import Project
+from loratui.tui.commands import WizardCommands
+from loratui.tui.glyphs import ASCII, UNICODE, Glyphs
+from loratui.tui.steps import STEPS, ProjectState, project_dir_label, read_state
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+STATE_POLL_S = 0.5  # the status line follows a job at 2 updates/s: well under the 10/s budget of §2.11
+DEMO_BANNER = "DEMO: tiny models, made-up pictures. Every step works; the results mean nothing."
+
+
+class TooSmall(Screen):
+    """Below 80x24 nothing is drawn half-clipped: one line says how big the terminal must be."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="too-small")
+
+    def show_size(self, width: int, height: int) -> None:
+        self.query_one("#too-small", Static).update(
+            f"Make the terminal at least {MIN_WIDTH}x{MIN_HEIGHT} (now {width}x{height}).")
+
+
+class WizardApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "loratui"
+    COMMAND_PALETTE_DISPLAY = ">"
+    COMMANDS = App.COMMANDS | {WizardCommands}
+    BINDINGS = [
+        Binding("ctrl+n", "next_step", "Next", id="next"),
+        Binding("escape", "back", "Back", show=False, id="back"),
+        Binding("ctrl+g", "goto", "Go to", show=False, id="goto"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False, id="redraw"),
+        Binding("ctrl+q", "quit_wizard", "Quit", priority=True, id="quit"),
+    ]
+
+    def __init__(self, root: Path, *, ascii_only: bool = False, demo: bool = False) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser().absolute()
+        self.glyphs: Glyphs = ASCII if ascii_only else UNICODE
+        self.ascii_only = ascii_only
+        self.demo = demo
+        self.project: Project | None = Project(self.root) if (self.root / "loratui.toml").is_file() else None
+        self.state: ProjectState | None = read_state(self.project) if self.project else None
+        self.current = 1
+        self._steps: dict[int, Screen] = {}
+
+    # --- screens --------------------------------------------------------------------------------------------
+
+    @property
+    def project_label(self) -> str:
+        return project_dir_label(self.root)
+
+    @property
+    def banner(self) -> str:
+        return DEMO_BANNER if self.demo else ""
+
+    def _first_screen(self) -> Screen | str:
+        if self.project is None:
+            from loratui.tui.screens.welcome import WelcomeScreen
+
+            return WelcomeScreen(self.root)
+        assert self.state is not None
+        self.current = self.state.first_open_step()
+        return self._step_screen(self.current)
+
+    def _step_screen(self, number: int) -> str:
+        """Each step's screen is made once and installed, so going back finds it as it was left."""
+        name = f"step{number}"
+        if number not in self._steps:
+            from loratui.tui.screens.step_screen import CommandStepScreen
+
+            self._steps[number] = CommandStepScreen(STEPS[number - 1])
+            self.install_screen(self._steps[number], name=name)
+        return name
+
+    def on_mount(self) -> None:
+        if self.ascii_only:
+            self.add_class("-ascii")
+        self.push_screen(self._first_screen())
+        self.set_interval(STATE_POLL_S, self.poll_state)
+        self._check_size()
+
+    def open_project(self, root: Path, *, demo: bool = False) -> None:
+        """Open a project just made (new project, the demo) on its first open step."""
+        self.root = Path(root).absolute()
+        self.demo = demo
+        self.project = Project(self.root)
+        self.state = read_state(self.project)
+        self.current = self.state.first_open_step()
+        self.switch_screen(self._step_screen(self.current))
+
+    def go_to(self, number: int) -> None:
+        if self.project is None:
+            self._say("Choose a start first: there is no project here yet.")
+            return
+        number = max(1, min(len(STEPS), number))
+        self.current = number
+        self.switch_screen(self._step_screen(number))
+
+    # --- state ----------------------------------------------------------------------------------------------
+
+    def poll_state(self) -> None:
+        if self.project is None:
+            return
+        self.state = read_state(self.project)
+        from loratui.tui.screens.step_screen import StepScreen
+
+        if isinstance(self.screen, StepScreen):
+            self.screen.refresh_frame()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int | None = None, height: int | None = None) -> None:
+        if width is None or height is None:
+            width, height = self.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        showing = isinstance(self.screen, TooSmall)
+        if small and not showing:
+            self.push_screen(TooSmall())
+        elif not small and showing:
+            self.pop_screen()
+        if small:
+            self.call_after_refresh(lambda: isinstance(self.screen, TooSmall) and self.screen.show_size(width, height))
+
+    def _say(self, message: str, level: str = "i") -> None:
+        from loratui.tui.widgets.status_line import StatusLine
+
+        for line in self.screen.query(StatusLine):
+            line.say(message, level)
+
+    # --- global keys (design §2.7) --------------------------------------------------------------------------
+
+    def action_next_step(self) -> None:
+        if self.project is None:
+            self._say("Choose a start and press enter first.")
+            return
+        if self.current >= len(STEPS):
+            self._say("This is the last step.")
+            return
+        self.go_to(self.current + 1)
+
+    def action_back(self) -> None:
+        if self.project is None:
+            return
+        if self.current <= 1:
+            self._say("This is the first step. ^q quits.")
+            return
+        self.go_to(self.current - 1)
+
+    def action_goto(self) -> None:
+        from loratui.tui.screens.goto import GotoScreen
+
+        self.push_screen(GotoScreen(), lambda number: number is not None and self.go_to(number))
+
+    def action_help(self) -> None:
+        from loratui.tui.screens.help import HelpScreen
+        from loratui.tui.screens.step_screen import StepScreen
+
+        screen = self.screen
+        if isinstance(screen, StepScreen):
+            step = screen.step
+            keys = [(key, what, "") for key, what in screen.HELP_KEYS]
+            help_screen = HelpScreen(f"{step.number} {step.name}", screen.HELP_TEXT or step.purpose.capitalize()
+                                     + ".", keys, step.shell(self.root))
+        else:
+            help_screen = HelpScreen("Start", "Choose a start: a new project in this folder, or the demo.", [], "")
+        self.push_screen(help_screen, self._run_from_help)
+
+    def _run_from_help(self, action: str | None) -> None:
+        if action:
+            self.call_later(self.run_action, action)
+
+    def action_redraw(self) -> None:
+        self.refresh(layout=True, repaint=True)
+
+    def action_show_command(self) -> None:
+        step = STEPS[self.current - 1]
+        self._say(f"From a shell: {step.shell(self.root)}")
+
+    def action_quit_wizard(self) -> None:
+        job = self.state.running if self.state else None
+        if job is None:
+            self.exit()
+            return
+        from loratui.tui.screens.quit_dialog import QuitDialog
+
+        commands = [f"loratui {self.root}", f"loratui status {self.root}", f"loratui logs {self.root} --follow",
+                    f"loratui stop {self.root}"]
+        self.push_screen(QuitDialog(job.kind or "job", commands), lambda quit_: quit_ and self.exit(commands))
+
+
+def run_wizard(root: Path, *, ascii_only: bool = False, demo: bool = False) -> int:
+    """`loratui [DIR]`: open the wizard; after quitting with a job running, print how to follow it."""
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("TEXTUAL_COLOR_SYSTEM", "standard")
+    app = WizardApp(root, ascii_only=ascii_only, demo=demo)
+    result = app.run()
+    if isinstance(result, list):
+        print("The job keeps running. Follow it with:", *(f"  {c}" for c in result), sep="\n", file=sys.stdout)
+    return 0

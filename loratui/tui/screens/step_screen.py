@@ -1,0 +1,82 @@
+"""The frame every step shares (design §2): step bar, purpose line, body, status line, footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from loratui.tui.steps import STEPS, Step
+from loratui.tui.widgets.status_line import StatusLine
+from loratui.tui.widgets.step_bar import StepBar
+
+if TYPE_CHECKING:
+    from loratui.tui.app import WizardApp
+
+
+class StepScreen(Screen):
+    """One wizard step. Subclasses fill :meth:`compose_body` and describe their keys in :attr:`HELP_KEYS`."""
+
+    HELP_TEXT = ""
+    HELP_KEYS: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, step: Step) -> None:
+        super().__init__(name=f"step{step.number}")
+        self.step = step
+
+    @property
+    def wizard(self) -> WizardApp:
+        return cast("WizardApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield StepBar(id="step-bar")
+        yield Static(self.purpose(), id="purpose")
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield StatusLine(self.wizard.glyphs)
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def purpose(self) -> str:
+        banner = self.wizard.banner
+        if banner:
+            return f" {banner}"
+        return f" Step {self.step.number} of {len(STEPS)}: {self.step.name} - {self.step.purpose}"
+
+    def on_screen_resume(self) -> None:
+        self.refresh_frame()
+
+    def refresh_frame(self) -> None:
+        """Step bar and status line from the project's state (the app reads it on a timer)."""
+        app = self.wizard
+        state = app.state
+        steps = state.steps if state else {}
+        self.query_one(StepBar).show_steps(app.project_label, self.step.number, steps, app.glyphs)
+        line = self.query_one(StatusLine)
+        line.set_job(state.shown_job if state else None)
+
+    def say(self, message: str, level: str = "i") -> None:
+        self.query_one(StatusLine).say(message, level)
+
+
+class CommandStepScreen(StepScreen):
+    """A step whose screen is not built yet: it says so and gives the commands that do the step today, never a
+    screen that pretends."""
+
+    BINDINGS = [Binding("ctrl+r", "noop", show=False)]
+
+    def compose_body(self) -> ComposeResult:
+        root = self.wizard.root
+        lines = ["This step runs from the shell for now (its screen comes in a later version of loratui):", ""]
+        lines += [f"  {command.strip()}" for command in self.step.shell(root).split("·")]
+        lines += ["", "^n goes on to the next step, esc back, ^g to any step, ? for help."]
+        yield Static("\n".join(lines), id="commands")
+
+    def action_noop(self) -> None:
+        self.say(f"{self.step.name} runs from the shell for now: {self.step.shell(self.wizard.root).split('·')[0]}")

@@ -1,0 +1,1 @@
+"""The wizard's widgets, each written once for every step."""

@@ -1,0 +1,169 @@
+"""The wizard's frame (design §2), driven with Pilot at 80x24: the step bar and status line, ^n / esc / ^g,
+help, the welcome screen making a project, the too-small line, the quit dialog while a job runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Footer, Input, OptionList
+
+from loratui.jobs.runner import job
+from loratui.project import Project, create_project
+from loratui.tui.app import WizardApp
+from loratui.tui.screens.help import HelpScreen
+from loratui.tui.screens.quit_dialog import QuitDialog
+from loratui.tui.screens.step_screen import StepScreen
+from loratui.tui.screens.welcome import WelcomeScreen
+from loratui.tui.widgets.status_line import StatusLine
+from loratui.tui.widgets.step_bar import StepBar
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def pictures(tmp_path: Path) -> Path:
+    from loratui.demo.images import build_demo_images
+
+    folder = tmp_path / "pictures"
+    build_demo_images(folder, count=4)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path, pictures: Path) -> Project:
+    created, _ = create_project(tmp_path / "akari", pictures, "akari", trigger="akari")
+    return created
+
+
+def _text(widget) -> str:
+    return str(widget.render())
+
+
+async def test_a_new_project_opens_on_its_first_open_step_with_the_frame(project):
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, StepScreen) and screen.step.number == 2  # pictures chosen: Crop is next
+        bar = _text(screen.query_one(StepBar))
+        assert bar.startswith(" akari │ 1 Images ✓ › [2 Crop] › 3 Tags")
+        assert len(bar) <= 79
+        assert _text(screen.query_one("#purpose")).startswith(" Step 2 of 6: Crop - ")
+        assert _text(screen.query_one(StatusLine)).startswith(" no job running │")
+        assert f"loratui prepare {project.root}" in _text(screen.query_one("#commands"))
+
+
+async def test_next_back_and_go_to_move_between_steps_and_keep_them(project):
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        assert app.screen.step.number == 3
+        await pilot.press("escape", "escape")
+        assert app.screen.step.number == 1
+        await pilot.press("escape")
+        assert app.screen.step.number == 1
+        assert "This is the first step. ^q quits." in _text(app.screen.query_one(StatusLine))
+        first = app.screen
+        await pilot.press("ctrl+g", "5")
+        assert app.screen.step.number == 5 and "[5 Train]" in _text(app.screen.query_one(StepBar))
+        await pilot.press("ctrl+g", "1")
+        assert app.screen is first  # the same screen, as it was left
+
+
+async def test_help_lists_the_keys_filters_them_and_runs_the_chosen_one(project):
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = app.screen.query_one("#help-keys", OptionList)
+        assert keys.option_count == 8
+        await pilot.press("g", "o")  # typing goes into the filter
+        assert app.screen.query_one("#help-filter", Input).value == "go"
+        assert keys.option_count == 1 and "go to step 1-6" in str(keys.get_option_at_index(0).prompt)
+        await pilot.press("escape")  # clears the filter first
+        assert isinstance(app.screen, HelpScreen) and keys.option_count == 8
+        await pilot.press("escape")
+        assert isinstance(app.screen, StepScreen)
+        await pilot.press("f1")
+        for key in "next":
+            await pilot.press(key)
+        await pilot.press("enter")  # runs ^n: on to step 3
+        await pilot.pause()
+        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 3
+
+
+async def test_the_welcome_screen_writes_nothing_until_a_start_is_chosen(tmp_path, pictures):
+    root = tmp_path / "new"
+    root.mkdir()
+    app = WizardApp(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, WelcomeScreen)
+        await pilot.press("ctrl+n", "escape", "down", "up")
+        assert list(root.iterdir()) == []  # nothing written yet
+        await pilot.press("enter")  # New project here
+        await pilot.pause()
+        await pilot.press("enter", "enter")  # no folder given: refused, named
+        assert "source: give the folder of your pictures" in _text(app.screen.query_one("#new-error"))
+        assert list(root.iterdir()) == []
+        app.screen.query_one("#source", Input).value = str(pictures)
+        await pilot.press("enter", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 2
+    config = Project(root).load()
+    assert [c.name for c in config.concepts] == ["pictures"] and config.concepts[0].trigger == "pictures"
+
+
+async def test_below_80x24_one_line_says_how_big_the_terminal_must_be(project):
+    app = WizardApp(project.root)
+    async with app.run_test(size=(72, 20)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        assert _text(app.screen.query_one("#too-small")) == "Make the terminal at least 80x24 (now 72x20)."
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert isinstance(app.screen, StepScreen)
+
+
+async def test_quit_while_a_job_runs_asks_and_the_job_goes_on(project):
+    with job(project, "prepare", ["prepare", str(project.root)]):
+        app = WizardApp(project.root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert app.screen.step.number == 2  # the running job's step
+            assert "⟳ prepare" in _text(app.screen.query_one(StatusLine))
+            await pilot.press("ctrl+q")
+            assert isinstance(app.screen, QuitDialog)
+            await pilot.press("escape")  # stay
+            assert isinstance(app.screen, StepScreen)
+            await pilot.press("ctrl+q", "enter")  # quitting is focused: nothing is lost
+            await pilot.pause()
+        assert app.return_value == [f"loratui {project.root}", f"loratui status {project.root}",
+                                    f"loratui logs {project.root} --follow", f"loratui stop {project.root}"]
+
+
+async def test_ascii_mode_draws_no_wide_glyphs(project):
+    app = WizardApp(project.root, ascii_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        bar = _text(app.screen.query_one(StepBar))
+        assert bar.startswith(" akari | 1 Images v > [2 Crop] > 3 Tags")
+        assert all(ord(ch) < 128 for ch in bar)
+
+
+async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(project):
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for number in range(1, 7):
+            await pilot.press("ctrl+g", str(number))
+            await pilot.pause()
+            footer = app.screen.query_one(Footer)
+            shown = [b for b in app.screen.active_bindings.values() if b.binding.show]
+            assert sum(len(b.binding.key_display or b.binding.key) + len(b.binding.description) + 2
+                       for b in shown) + len("  ^p palette") <= 80
+            keys = [key for key in app.screen.active_bindings]
+            assert len(keys) == len(set(keys))
+            assert footer.region.width == 80
