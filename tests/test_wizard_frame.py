@@ -167,3 +167,33 @@ async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(proj
             keys = [key for key in app.screen.active_bindings]
             assert len(keys) == len(set(keys))
             assert footer.region.width == 80
+
+
+async def test_a_job_panel_starts_prepare_detached_follows_it_to_the_end_and_reattaches(project):
+    from textual.app import App
+
+    from loratui.jobs.command import PrepareOptions
+    from loratui.jobs.status import job_status
+    from loratui.tui.widgets.job_panel import JobPanel
+
+    ended: list = []
+
+    class Host(App):
+        def compose(self):
+            yield JobPanel(project, "prepare", id="panel")
+
+        def on_job_panel_finished(self, message: JobPanel.Finished) -> None:
+            ended.append(message.status.state)
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(JobPanel)
+        assert panel.start(PrepareOptions())
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if ended:
+                break
+        assert ended == ["done"]
+        assert str(panel.render()).startswith("prepare DONE")
+    assert job_status(project, "dataset").state == "done"
+    assert len(list((project.dataset_dir).rglob("*.png"))) == 4  # written by the detached `loratui prepare`

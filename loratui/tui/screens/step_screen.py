@@ -61,6 +61,11 @@ class StepScreen(Screen):
         line = self.query_one(StatusLine)
         line.set_job(state.shown_job if state else None)
 
+    def ready_for_next(self) -> bool:
+        """Whether ^n may move on now. A step that is invalid focuses the problem and says why (False); one
+        whose output is stale starts the work and calls ``self.wizard.go_to(n + 1)`` when it ends (False)."""
+        return True
+
     def say(self, message: str, level: str = "i") -> None:
         self.query_one(StatusLine).say(message, level)
 
