@@ -1,0 +1,85 @@
+"""A picture as half-cell blocks (▀ with 24-bit fg/bg), which work over any SSH and in tmux; decoded in a thread
+so a key never waits for a large file, with `loading…` meanwhile and the reason when a file cannot be read.
+``overlay`` marks cells (a crop box's edge) with a character drawn over the picture, visible without colour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.widgets import Static
+
+from loratui.preview.text_view import UPPER_HALF, HalfBlocks, half_blocks
+
+# (columns, rows) of the drawing -> the cells to mark: {(x, y): character}
+Overlay = Callable[[int, int], dict[tuple[int, int], str]]
+
+
+def blocks_text(rows: HalfBlocks, marks: dict[tuple[int, int], str] | None = None) -> Text:
+    text = Text()
+    for y, row in enumerate(rows):
+        for x, (top, bottom) in enumerate(row):
+            mark = (marks or {}).get((x, y))
+            if mark:
+                text.append(mark, Style(color="black", bgcolor="white", bold=True))
+            else:
+                text.append(UPPER_HALF, Style(color=f"rgb{top}", bgcolor=f"rgb{bottom}"))
+        if y < len(rows) - 1:
+            text.append("\n")
+    return text
+
+
+class Picture(Static):
+    """Shows one file (``show(path)``) fitted to the widget's size; the overlay is redrawn on ``redraw()``."""
+
+    DEFAULT_CSS = "Picture { width: 1fr; height: 1fr; }"
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__("", id=id)
+        self.path: Path | None = None
+        self.rows: HalfBlocks | None = None
+        self.overlay: Overlay | None = None
+
+    def show(self, path: Path | None, overlay: Overlay | None = None) -> None:
+        self.overlay = overlay
+        if path == self.path and self.rows is not None:
+            self.redraw()
+            return
+        self.path, self.rows = path, None
+        if path is None:
+            self.update("")
+            return
+        self.update("loading…")
+        self._decode(path, max(4, self.size.width or 30), max(2, self.size.height or 12))
+
+    @work(thread=True, exclusive=True, group="picture", exit_on_error=False)
+    def _decode(self, path: Path, columns: int, rows: int) -> None:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                drawn = half_blocks(ImageOps.exif_transpose(image), columns, rows)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            self.app.call_from_thread(self._failed, path, str(exc) or type(exc).__name__)
+            return
+        self.app.call_from_thread(self._decoded, path, drawn)
+
+    def _decoded(self, path: Path, rows: HalfBlocks) -> None:
+        if path != self.path:
+            return  # the cursor moved on while this one decoded
+        self.rows = rows
+        self.redraw()
+
+    def _failed(self, path: Path, reason: str) -> None:
+        if path == self.path:
+            self.update(f"✗ cannot show {path.name}: {reason}")
+
+    def redraw(self) -> None:
+        if self.rows is None:
+            return
+        columns = len(self.rows[0]) if self.rows else 0
+        marks = self.overlay(columns, len(self.rows)) if self.overlay else None
+        self.update(blocks_text(self.rows, marks))
