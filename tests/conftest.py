@@ -17,6 +17,20 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # torch/diffusers are imported inside the fixtures, so tests that do not use them stay fast.
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _throwaway_user_data(tmp_path_factory: pytest.TempPathFactory):
+    """The user data folder (recent projects, speed history) of every test, and of the `loratui` processes they
+    start, is a throwaway one: `loratui new` in a test must not add a temp folder to the developer's own list.
+    A test that wants its own sets LORATUI_DATA_DIR again (monkeypatch restores this one after it)."""
+    previous = os.environ.get("LORATUI_DATA_DIR")
+    os.environ["LORATUI_DATA_DIR"] = str(tmp_path_factory.mktemp("user-data"))
+    yield
+    if previous is None:
+        os.environ.pop("LORATUI_DATA_DIR", None)
+    else:
+        os.environ["LORATUI_DATA_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_sd15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SD1.5 diffusers folder (seed 0). Read-only: copy it before changing anything."""

@@ -26,6 +26,7 @@ WIZARD_IMPORTS = (
     "loratui.config",
     "loratui.config_io",
     "loratui.project",
+    "loratui.recent",
     "loratui.presets",
     "loratui.training.estimate",
     "loratui.training.preflight",

@@ -43,9 +43,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_new(args: argparse.Namespace) -> int:
     from loratui.project import create_project, optimizer_problem
+    from loratui.recent import remember
 
     project, config = create_project(args.dir, args.source, args.concept, repeats=args.repeats,
                                      trigger=args.trigger, preset=args.preset, base_model=args.base_model)
+    remember(project.root)
     concept = config.concepts[0]
     print(f"Created {project.config_path}")
     print(f"  concept   {concept.name} x{concept.repeats} from {concept.source} (trigger: {concept.trigger})")

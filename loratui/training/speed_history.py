@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loratui.fsutil import atomic_write_text
+from loratui.user_dirs import data_dir
 
 HISTORY_FILE = "speed_history.json"
 HISTORY_VERSION = 2  # 1: one measurement per key, the last run's
@@ -78,16 +78,6 @@ class SpeedEstimate:
 
 def history_key(gpu: str, family: str, resolution: int, batch_size: int) -> str:
     return f"{gpu}|{family}|{resolution}|{batch_size}"
-
-
-def data_dir() -> Path:
-    """$LORATUI_DATA_DIR, else the platform's user data folder for loratui."""
-    override = os.environ.get("LORATUI_DATA_DIR")
-    if override:
-        return Path(override)
-    import platformdirs  # only here: the CLI's start-up does not pay for it
-
-    return Path(platformdirs.user_data_dir("loratui"))
 
 
 def history_path() -> Path:
