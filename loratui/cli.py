@@ -29,6 +29,7 @@ from loratui.errors import LoratuiError, ProblemsError
 DESCRIPTION = """\
 Train Stable Diffusion LoRA models from a folder of pictures, over SSH, in one terminal.
 
+The wizard:  loratui [DIR] [--ascii]   (a keyboard-driven terminal app; DIR defaults to here)
 Workflow: new -> check -> prepare -> tag -> tags -> estimate -> train -> grid -> install.
 Try it offline on made-up pictures and tiny models:  loratui demo ~/loratui-demo
 """

@@ -1,4 +1,8 @@
-"""Presets: named sets of settings (never paths) shipped in this folder or saved in the user's config folder."""
+"""Presets: named sets of settings (never paths), built in or saved in the user's config folder.
+
+The built-in ones live in the repository's top-level ``presets/`` folder. The wheel ships that folder as
+``loratui/presets/builtin/`` (pyproject.toml maps it); a checkout or an editable install reads ``presets/`` itself.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,16 @@ from loratui.config_io import config_to_dict, parse_config, read_settings_text
 from loratui.errors import LoratuiError, Problem, ProblemsError
 from loratui.fsutil import atomic_write_text
 
-BUILTIN_DIR = Path(__file__).parent
+
+def _builtin_dir() -> Path:
+    """The folder of the built-in presets: the installed wheel's copy, else the checkout's top-level presets/."""
+    shipped = Path(__file__).parent / "builtin"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parent.parent.parent / "presets"
+
+
+BUILTIN_DIR = _builtin_dir()
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FAMILIES = ("sd15", "sd2", "sd2-v", "sdxl")
 
