@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.widgets import Footer, Input, OptionList
 
 from loratui.jobs.runner import job
@@ -45,38 +46,43 @@ async def test_a_new_project_opens_on_its_first_open_step_with_the_frame(project
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, StepScreen) and screen.step.number == 2  # pictures chosen: Crop is next
+        assert isinstance(screen, StepScreen) and screen.step.number == 1  # a new project opens on its pictures
         bar = _text(screen.query_one(StepBar))
-        assert bar.startswith(" akari │ 1 Images ✓ › [2 Crop] › 3 Tags")
+        assert bar.startswith(" akari │ [1 Images] › 2 Crop › 3 Tags")
         assert len(bar) <= 79
-        assert _text(screen.query_one("#purpose")).startswith(" Step 2 of 6: Crop - ")
+        assert _text(screen.query_one("#purpose")).startswith(" Step 1 of 6: Images - ")
         assert _text(screen.query_one(StatusLine)).startswith(" no job running │")
-        assert f"loratui prepare {project.root}" in _text(screen.query_one("#commands"))
+        await pilot.press("ctrl+g", "5")  # a step without its screen yet: the shell commands, not a fake screen
+        assert f"loratui train {project.root} --detach" in _text(app.screen.query_one("#commands"))
 
 
 async def test_next_back_and_go_to_move_between_steps_and_keep_them(project):
     app = WizardApp(project.root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("ctrl+n")
-        assert app.screen.step.number == 3
+        await pilot.press("ctrl+g", "4", "ctrl+n")
+        assert app.screen.step.number == 5 and "[5 Train]" in _text(app.screen.query_one(StepBar))
+        await pilot.press("ctrl+n", "ctrl+n")
+        assert app.screen.step.number == 6
+        assert "This is the last step." in _text(app.screen.query_one(StatusLine))
         await pilot.press("escape", "escape")
+        assert app.screen.step.number == 4
+        fourth = app.screen
+        await pilot.press("ctrl+g", "1")
         assert app.screen.step.number == 1
-        await pilot.press("escape")
+        for _ in range(4):  # esc clears what it can on the screen first, then says it is the first step
+            await pilot.press("escape")
         assert app.screen.step.number == 1
         assert "This is the first step. ^q quits." in _text(app.screen.query_one(StatusLine))
-        first = app.screen
-        await pilot.press("ctrl+g", "5")
-        assert app.screen.step.number == 5 and "[5 Train]" in _text(app.screen.query_one(StepBar))
-        await pilot.press("ctrl+g", "1")
-        assert app.screen is first  # the same screen, as it was left
+        await pilot.press("ctrl+g", "4")
+        assert app.screen is fourth  # the same screen, as it was left
 
 
 async def test_help_lists_the_keys_filters_them_and_runs_the_chosen_one(project):
     app = WizardApp(project.root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("question_mark")
+        await pilot.press("ctrl+g", "4", "question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = app.screen.query_one("#help-keys", OptionList)
         assert keys.option_count == 8
@@ -90,9 +96,9 @@ async def test_help_lists_the_keys_filters_them_and_runs_the_chosen_one(project)
         await pilot.press("f1")
         for key in "next":
             await pilot.press(key)
-        await pilot.press("enter")  # runs ^n: on to step 3
+        await pilot.press("enter")  # runs ^n: on to step 5
         await pilot.pause()
-        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 3
+        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 5
 
 
 async def test_the_welcome_screen_writes_nothing_until_a_start_is_chosen(tmp_path, pictures):
@@ -112,7 +118,7 @@ async def test_the_welcome_screen_writes_nothing_until_a_start_is_chosen(tmp_pat
         app.screen.query_one("#source", Input).value = str(pictures)
         await pilot.press("enter", "enter")
         await pilot.pause()
-        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 2
+        assert isinstance(app.screen, StepScreen) and app.screen.step.number == 1
     config = Project(root).load()
     assert [c.name for c in config.concepts] == ["pictures"] and config.concepts[0].trigger == "pictures"
 
@@ -150,7 +156,7 @@ async def test_ascii_mode_draws_no_wide_glyphs(project):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         bar = _text(app.screen.query_one(StepBar))
-        assert bar.startswith(" akari | 1 Images v > [2 Crop] > 3 Tags")
+        assert bar.startswith(" akari | [1 Images] > 2 Crop > 3 Tags")
         assert all(ord(ch) < 128 for ch in bar)
 
 
@@ -161,11 +167,15 @@ async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(proj
             await pilot.press("ctrl+g", str(number))
             await pilot.pause()
             footer = app.screen.query_one(Footer)
-            shown = [b for b in app.screen.active_bindings.values() if b.binding.show]
-            assert sum(len(b.binding.key_display or b.binding.key) + len(b.binding.description) + 2
-                       for b in shown) + len("  ^p palette") <= 80
-            keys = [key for key in app.screen.active_bindings]
-            assert len(keys) == len(set(keys))
+            # One entry per action, as the footer draws them (? and f1 are one "Help").
+            shown = list({b.binding.action: b.binding for b in app.screen.active_bindings.values()
+                          if b.binding.show}.values())
+            # What the footer draws: "key description" per binding, then the palette key at the right.
+            drawn = sum(len(app.get_key_display(b)) + len(b.description) + 2 for b in shown)
+            assert drawn + len("▏> palette") <= 80, (number, [(b.key, b.description) for b in shown])
+            screen_keys = [k for b in app.screen.BINDINGS for k in (b.key if isinstance(b, Binding) else
+                                                                     b[0]).split(",")]
+            assert len(screen_keys) == len(set(screen_keys)), (number, screen_keys)
             assert footer.region.width == 80
 
 
@@ -197,3 +207,20 @@ async def test_a_job_panel_starts_prepare_detached_follows_it_to_the_end_and_rea
         assert str(panel.render()).startswith("prepare DONE")
     assert job_status(project, "dataset").state == "done"
     assert len(list((project.dataset_dir).rglob("*.png"))) == 4  # written by the detached `loratui prepare`
+
+
+async def test_open_recent_lists_remembered_projects_with_their_job_and_opens_one(tmp_path, project):
+    from loratui.recent import remember
+
+    remember(project.root)
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    app = WizardApp(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        starts = app.screen.query_one("#start-list", OptionList)
+        labels = [str(starts.get_option_at_index(i).prompt) for i in range(starts.option_count)]
+        assert labels[2].startswith("Open recent           akari")
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, StepScreen) and app.root == project.root.resolve()

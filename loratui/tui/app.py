@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from textual import events
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -20,6 +20,13 @@ from loratui.tui.steps import STEPS, ProjectState, project_dir_label, read_state
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 STATE_POLL_S = 0.5  # the status line follows a job at 2 updates/s: well under the 10/s budget of §2.11
+# The screen of each step that has one (module:class, imported when first opened); the others give the shell
+# commands of the step (CommandStepScreen) until their screen is built.
+STEP_SCREENS: dict[int, str] = {
+    1: "loratui.tui.screens.images:ImagesScreen",
+    2: "loratui.tui.screens.crop:CropScreen",
+    3: "loratui.tui.screens.tags:TagsScreen",
+}
 DEMO_BANNER = "DEMO: tiny models, made-up pictures. Every step works; the results mean nothing."
 
 
@@ -58,6 +65,7 @@ class WizardApp(App):
         self.state: ProjectState | None = read_state(self.project) if self.project else None
         self.current = 1
         self._steps: dict[int, Screen] = {}
+        self.gpu_name = ""
 
     # --- screens --------------------------------------------------------------------------------------------
 
@@ -82,17 +90,31 @@ class WizardApp(App):
         """Each step's screen is made once and installed, so going back finds it as it was left."""
         name = f"step{number}"
         if number not in self._steps:
+            import importlib
+
             from loratui.tui.screens.step_screen import CommandStepScreen
 
-            self._steps[number] = CommandStepScreen(STEPS[number - 1])
+            screen_class: type = CommandStepScreen
+            if number in STEP_SCREENS:
+                module, _, class_name = STEP_SCREENS[number].partition(":")
+                screen_class = getattr(importlib.import_module(module), class_name)
+            self._steps[number] = screen_class(STEPS[number - 1])
             self.install_screen(self._steps[number], name=name)
         return name
 
     def on_mount(self) -> None:
         if self.ascii_only:
             self.add_class("-ascii")
+        if self.project is not None:
+            self._remember()
         self.push_screen(self._first_screen())
+
+    def _remember(self) -> None:
+        from loratui.recent import remember
+
+        remember(self.root)  # for the welcome screen's "Open recent" (it never fails: a nicety)
         self.set_interval(STATE_POLL_S, self.poll_state)
+        self._find_gpu()
         self._check_size()
 
     def open_project(self, root: Path, *, demo: bool = False) -> None:
@@ -101,6 +123,7 @@ class WizardApp(App):
         self.demo = demo
         self.project = Project(self.root)
         self.state = read_state(self.project)
+        self._remember()
         self.current = self.state.first_open_step()
         self.switch_screen(self._step_screen(self.current))
 
@@ -118,10 +141,16 @@ class WizardApp(App):
         if self.project is None:
             return
         self.state = read_state(self.project)
+        from textual.app import ScreenStackError
+
         from loratui.tui.screens.step_screen import StepScreen
 
-        if isinstance(self.screen, StepScreen):
-            self.screen.refresh_frame()
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # closing: no screen left to refresh
+        if isinstance(screen, StepScreen) and screen.is_mounted:
+            screen.refresh_frame()
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size.width, event.size.height)
@@ -138,6 +167,22 @@ class WizardApp(App):
         if small:
             self.call_after_refresh(lambda: isinstance(self.screen, TooSmall) and self.screen.show_size(width, height))
 
+    def machine_facts(self) -> str:
+        """For the status line at 120 columns: the GPU (looked up once, in a thread) and the project's free disk."""
+        import shutil
+
+        try:
+            free = f"{shutil.disk_usage(self.root).free / 1e9:.1f} GB free"
+        except OSError:
+            free = ""
+        return " · ".join(part for part in (self.gpu_name, free) if part)
+
+    @work(thread=True, exit_on_error=False)
+    def _find_gpu(self) -> None:
+        from loratui.training.speed_history import detect_gpu_name
+
+        self.gpu_name = detect_gpu_name()
+
     def _say(self, message: str, level: str = "i") -> None:
         from loratui.tui.widgets.status_line import StatusLine
 
@@ -152,6 +197,11 @@ class WizardApp(App):
             return
         if self.current >= len(STEPS):
             self._say("This is the last step.")
+            return
+        from loratui.tui.screens.step_screen import StepScreen
+
+        # The step validates and may first do what it still needs (prepare, write captions): then it moves on.
+        if isinstance(self.screen, StepScreen) and not self.screen.ready_for_next():
             return
         self.go_to(self.current + 1)
 

@@ -96,9 +96,10 @@ def read_state(project: Project) -> ProjectState:
     except LoratuiError as exc:
         steps = {s.number: StepState() for s in STEPS}
         return ProjectState(steps, jobs, None, str(exc))
+    crop = _crop(project, config)
     steps = {
-        1: _images(project, config),
-        2: _crop(project, config),
+        1: _images(project, config, prepared=crop.mark == DONE),
+        2: crop,
         3: _tags(project, config),
         4: StepState(DONE if _trained(project, config) else NOT_STARTED),
         5: StepState(DONE if _trained(project, config) else NOT_STARTED),
@@ -108,14 +109,15 @@ def read_state(project: Project) -> ProjectState:
     return ProjectState(steps, jobs, config)
 
 
-def _images(project: Project, config: Config) -> StepState:
+def _images(project: Project, config: Config, *, prepared: bool) -> StepState:
+    """Done once the pictures were looked at and prepared: a new project opens here, on its pictures."""
     if not config.concepts:
         return StepState(NOT_STARTED, note="no concept yet")
     for concept in config.concepts:
         source = project.source_dir(concept)
         if not source.is_dir():
             return StepState(ATTENTION, note=f"{source}: not found")
-    return StepState(DONE)
+    return StepState(DONE if prepared else NOT_STARTED)
 
 
 def _crop(project: Project, config: Config) -> StepState:

@@ -57,9 +57,11 @@ class StepScreen(Screen):
         app = self.wizard
         state = app.state
         steps = state.steps if state else {}
-        self.query_one(StepBar).show_steps(app.project_label, self.step.number, steps, app.glyphs)
-        line = self.query_one(StatusLine)
-        line.set_job(state.shown_job if state else None)
+        for bar in self.query(StepBar):  # query, not query_one: nothing to do while the screen is being built
+            bar.show_steps(app.project_label, self.step.number, steps, app.glyphs)
+        for line in self.query(StatusLine):
+            line.set_job(state.shown_job if state else None)
+            line.set_machine(app.machine_facts())
 
     def ready_for_next(self) -> bool:
         """Whether ^n may move on now. A step that is invalid focuses the problem and says why (False); one

@@ -48,6 +48,15 @@ def machine_lines(glyphs_done: str = "✓") -> list[str]:
     return lines
 
 
+def _short(path: Path, width: int) -> str:
+    """A path that fits ``width``: the home folder as ~, then the start cut."""
+    text = str(path)
+    home = str(Path.home())
+    if text.startswith(home):
+        text = "~" + text[len(home):]
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
 class WelcomeScreen(Screen):
     BINDINGS = [Binding("escape", "noop", show=False)]
 
@@ -68,15 +77,23 @@ class WelcomeScreen(Screen):
         with Vertical(id="body"):
             with Vertical(id="starts") as starts:
                 starts.border_title = "Start"
-                yield OptionList(
-                    Option(f"New project here      {self.root}  (choose your pictures next)", id="new"),
-                    Option("Try the demo          made-up pictures and tiny models; runs on any CPU", id="demo"),
-                    id="start-list")
+                yield OptionList(*self._starts(), id="start-list")
             with Vertical(id="machine") as machine:
                 machine.border_title = "This machine"
                 yield Static("checking…", id="machine-lines")
         yield StatusLine(glyphs)
         yield Footer(compact=True)
+
+    def _starts(self) -> list[Option]:
+        from loratui.recent import recent_projects
+
+        starts = [Option(f"New project here      {_short(self.root, 40)}  (choose your pictures next)", id="new"),
+                  Option("Try the demo          made-up pictures and tiny models; runs on any CPU", id="demo")]
+        for index, recent in enumerate(p for p in recent_projects(limit=5) if p.exists):
+            label = "Open recent" if index == 0 else ""
+            starts.append(Option(f"{label:<21} {recent.name:<14} {recent.job or '-':<14} {_short(recent.path, 26)}",
+                                 id=f"recent:{recent.path}"))
+        return starts
 
     def on_mount(self) -> None:
         self.query_one(StatusLine).say("Choose a start and press enter. Nothing is written until you do.")
@@ -96,6 +113,8 @@ class WelcomeScreen(Screen):
             self.app.push_screen(NewProjectDialog(self.root), self._created)
         elif event.option.id == "demo":
             self.build_demo()
+        elif event.option.id and event.option.id.startswith("recent:"):
+            self.wizard.open_project(Path(event.option.id.removeprefix("recent:")))
 
     def _created(self, root: Path | None) -> None:
         if root is not None:

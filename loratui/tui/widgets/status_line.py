@@ -44,6 +44,7 @@ class StatusLine(Static):
         self.job: JobStatus | None = None
         self.message = ""
         self.level = INFO
+        self.machine = ""  # at 120 columns and more: the GPU and the free disk, on the right
 
     def set_job(self, job: JobStatus | None) -> None:
         self.job = job
@@ -53,7 +54,16 @@ class StatusLine(Static):
         self.message, self.level = message, level
         self._update_text()
 
+    def set_machine(self, text: str) -> None:
+        if text != self.machine:
+            self.machine = text
+            self._update_text()
+
     def _update_text(self) -> None:
         level = self.glyphs.failed if self.level == ERROR else self.level
         said = f" {level} {self.message}" if self.message else ""
-        self.update(f" {job_text(self.job, self.glyphs)} {self.glyphs.bar}{said}")
+        left = f" {job_text(self.job, self.glyphs)} {self.glyphs.bar}{said}"
+        width = self.size.width or 80
+        if self.machine and width >= 120 and len(left) + len(self.machine) + 3 <= width:
+            left = f"{left:<{width - len(self.machine) - 2}} {self.machine} "
+        self.update(left)
