@@ -37,6 +37,9 @@ def _text(widget) -> str:
 
 
 async def _crop_screen(pilot, app) -> CropScreen:
+    await pilot.pause()
+    if not isinstance(app.screen, CropScreen):  # a project not prepared yet opens on its pictures (step 1)
+        await pilot.press("ctrl+g", "2")
     for _ in range(100):  # the scan and the focal boxes come from thread workers
         await pilot.pause(0.05)
         screen = app.screen

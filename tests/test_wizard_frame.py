@@ -220,7 +220,7 @@ async def test_open_recent_lists_remembered_projects_with_their_job_and_opens_on
         await pilot.pause()
         starts = app.screen.query_one("#start-list", OptionList)
         labels = [str(starts.get_option_at_index(i).prompt) for i in range(starts.option_count)]
-        assert labels[2].startswith("Open recent           akari")
+        assert labels[2].startswith("  Open recent         akari")
         await pilot.press("down", "down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, StepScreen) and app.root == project.root.resolve()

@@ -32,7 +32,7 @@ MODE_HELP = {
     "none": "none: whole pictures, in buckets",
 }
 FILTERS = ("all", "manual", "upscaled", "no face")
-NAME_WIDTH = 14
+NAME_WIDTH = 14  # with state, mark and flag: one line in the 26 columns of the list at 80x24
 IDLE_HINT = " i enter edits the box, ^t prepared result, ^f filter, ^r prepare, ^n go on."
 
 
@@ -260,7 +260,7 @@ class CropScreen(StepScreen):
         else:
             flag = "UP" if plan.upscale > 1 + 1e-6 else ""
         name = picture.relpath if len(picture.relpath) <= NAME_WIDTH else picture.relpath[:NAME_WIDTH - 1] + "~"
-        return f"{self.wizard.glyphs.cursor if cursor else ' '} {state:<6} {mark} {name:<{NAME_WIDTH}} {flag}"
+        return f"{self.wizard.glyphs.cursor if cursor else ' '} {state:<6} {mark} {name:<{NAME_WIDTH}} {flag}".rstrip()
 
     def _fill_list(self) -> None:
         listing = self.query_one("#crop-list", OptionList)

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 VIEWS = ("problems first", "all by name", "EXCL only")
 BATCH_S = 0.1  # rows found are handed to the screen at most 10 times a second (design §2.11)
-NAME_WIDTH = 16
+NOTE_WIDTH = 12
+NAME_WIDTH = 14  # name, size and note fit the list's 45 columns at 80x24 (a wider row would wrap)
 
 
 def _fit(text: str, width: int) -> str:
@@ -323,7 +324,7 @@ class ImagesScreen(StepScreen):
         with Horizontal(id="images-main"):
             with Vertical(id="images-left"):
                 yield Input(placeholder="type to filter by name", id="images-filter", select_on_focus=False)
-                yield Static(f"  use   {'file':<{NAME_WIDTH}} {'size':>9}  note", id="images-head")
+                yield Static(f"  use   {'file':<{NAME_WIDTH}} {'size':>9} note", id="images-head")
                 yield FileList(id="images-list")
             with Vertical(id="images-right"):
                 yield Picture(id="images-picture")
@@ -537,7 +538,9 @@ class ImagesScreen(StepScreen):
     def _prompt(self, row: Row, cursor: bool) -> Text:
         mark = self.wizard.glyphs.cursor if cursor else " "
         state = row.state if not row.broken or row.excluded else self.wizard.glyphs.failed
-        line = f"{mark} {state:<5} {_fit(row.relpath, NAME_WIDTH):<{NAME_WIDTH}} {row.size:>9}  {row.note}"
+        note = row.note if len(row.note) <= NOTE_WIDTH else row.note.replace("small: ", "small ")
+        line = (f"{mark} {state:<5} {_fit(row.relpath, NAME_WIDTH):<{NAME_WIDTH}} {row.size:>9} "
+                f"{_fit(note, NOTE_WIDTH)}").rstrip()  # one line per row: a wrapped note looks like a row
         return Text(line, style="dim" if row.excluded else ("red" if row.broken else ""), no_wrap=True,
                     overflow="crop")
 

@@ -39,9 +39,9 @@ def machine_lines(glyphs_done: str = "✓") -> list[str]:
         except (OSError, subprocess.TimeoutExpired):
             gpu = ""
     lines.append(f"{glyphs_done} GPU       {gpu}" if gpu else
-                 "! GPU       no NVIDIA GPU found: training will be very slow. The demo still works.")
+                 "! GPU       none found: training will be very slow (the demo still works)")
     if os.environ.get("TMUX") or os.environ.get("STY"):
-        lines.append(f"{glyphs_done} Session   in tmux/screen: a dropped SSH keeps this screen; jobs go on anyway")
+        lines.append(f"{glyphs_done} Session   in tmux: a dropped SSH keeps this screen")
     else:
         lines.append("! Session   not in tmux: if SSH drops, this screen closes (jobs go on).")
         lines.append("            Safer: tmux new -A -s loratui")
@@ -87,16 +87,16 @@ class WelcomeScreen(Screen):
     def _starts(self) -> list[Option]:
         from loratui.recent import recent_projects
 
-        starts = [Option(f"New project here      {_short(self.root, 40)}  (choose your pictures next)", id="new"),
-                  Option("Try the demo          made-up pictures and tiny models; runs on any CPU", id="demo")]
+        starts = [Option(f"  New project here    {_short(self.root, 40)}  (choose your pictures next)", id="new"),
+                  Option("  Try the demo        made-up pictures and tiny models; runs on any CPU", id="demo")]
         for index, recent in enumerate(p for p in recent_projects(limit=5) if p.exists):
             label = "Open recent" if index == 0 else ""
-            starts.append(Option(f"{label:<21} {recent.name:<14} {recent.job or '-':<14} {_short(recent.path, 26)}",
+            starts.append(Option(f"  {label:<19} {recent.name:<14} {recent.job or '-':<14} {_short(recent.path, 26)}",
                                  id=f"recent:{recent.path}"))
         return starts
 
     def on_mount(self) -> None:
-        self.query_one(StatusLine).say("Choose a start and press enter. Nothing is written until you do.")
+        self.query_one(StatusLine).say("Choose a start, then enter. Nothing is written before.")
         self.query_one("#start-list", OptionList).focus()
         self.check_machine()
 
@@ -105,6 +105,16 @@ class WelcomeScreen(Screen):
         lines = machine_lines(self.wizard.glyphs.done)
         keys = "i Keys      ^n next - esc back - ? help - ^p every command - ^q quit"
         self.app.call_from_thread(self.query_one("#machine-lines", Static).update, "\n".join([*lines, keys]))
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """The cursor row is marked with ▸, not by its colour alone (design §2.10)."""
+        options = event.option_list
+        cursor = self.wizard.glyphs.cursor
+        for index in range(options.option_count):
+            prompt = str(options.get_option_at_index(index).prompt)
+            marked = (cursor + " " if index == event.option_index else "  ") + prompt[2:]
+            if marked != prompt:
+                options.replace_option_prompt_at_index(index, marked)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id == "new":
