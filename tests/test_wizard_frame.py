@@ -224,3 +224,23 @@ async def test_open_recent_lists_remembered_projects_with_their_job_and_opens_on
         await pilot.press("down", "down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, StepScreen) and app.root == project.root.resolve()
+
+
+async def test_a_failed_jobs_whole_reason_can_be_read(project):
+    from loratui.errors import LoratuiError
+    from loratui.tui.screens.message import MessageScreen
+
+    reason = ("SmilingWolf/wd-swinv2-tagger-v3: not downloaded yet and HF_HUB_OFFLINE is set: download it while "
+              "online, or set tagging.model to a local folder with model.onnx and selected_tags.csv")
+    with pytest.raises(LoratuiError), job(project, "tag", ["tag", str(project.root)]):
+        raise LoratuiError(reason)
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+g", "4")
+        app.action_show_message()
+        await pilot.pause()
+        assert isinstance(app.screen, MessageScreen)
+        assert f"tag FAILED: {reason}" in str(app.screen.query_one("#message-text").render()).replace("\n", " ")
+        await pilot.press("escape")
+        assert isinstance(app.screen, StepScreen)

@@ -243,6 +243,17 @@ class WizardApp(App):
         step = STEPS[self.current - 1]
         self._say(f"From a shell: {step.shell(self.root)}")
 
+    def action_show_message(self) -> None:
+        """The status line's message and the job's reason, whole (the status line cuts them at its width)."""
+        from loratui.tui.screens.message import MessageScreen
+        from loratui.tui.widgets.status_line import StatusLine
+
+        lines = [f"{line.level} {line.message}" for line in self.screen.query(StatusLine) if line.message]
+        job = self.state.shown_job if self.state else None
+        if job is not None and job.message:
+            lines.append(f"{job.kind} {job.state.upper()}: {job.message}")
+        self.push_screen(MessageScreen(lines))
+
     def action_quit_wizard(self) -> None:
         job = self.state.running if self.state else None
         if job is None:

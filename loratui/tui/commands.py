@@ -22,6 +22,8 @@ class WizardCommands(Provider):
         if app.project is not None:
             found.append(("Copy this step as a shell command", "shown in the status line",
                           app.action_show_command))
+        found.append(("Show the last message in full", "the status line's message and the job's reason",
+                      app.action_show_message))
         found.append(("Help", "? or f1: this screen's keys", app.action_help))
         found.append(("Quit", "^q; jobs keep running", app.action_quit_wizard))
         return found

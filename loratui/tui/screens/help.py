@@ -14,7 +14,7 @@ GLOBAL_KEYS: tuple[tuple[str, str, str], ...] = (
     ("^n", "next step (does what this one still needs)", "next_step"),
     ("esc", "back, close, clear a filter", "back"),
     ("^g", "go to step 1-6", "goto"),
-    ("^p", "every command", "command_palette"),
+    ("^p", "every command (also: the last message in full)", "command_palette"),
     ("? f1", "this help", ""),
     ("^q", "quit (jobs keep running)", "quit_wizard"),
     ("^l", "redraw the screen", "redraw"),
