@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_jobs import HeldJob
 
 from loratui import recent
 from loratui.cli import main
@@ -42,31 +43,6 @@ def stored(data_dir: Path) -> dict:
 
 def paths() -> list[Path]:
     return [p.path for p in recent_projects(limit=None)]
-
-
-class HeldJob:
-    """A job of ``kind`` running in a thread of this process until released (``body`` writes its events)."""
-
-    def __init__(self, project: Project, kind: str = "train", body=None):
-        self.entered, self.release = threading.Event(), threading.Event()
-        self.body = body
-        self.thread = threading.Thread(target=self._hold, args=(project, kind), daemon=True)
-
-    def _hold(self, project: Project, kind: str) -> None:
-        with job(project, kind, [kind, str(project.root)]) as handle:
-            if self.body is not None:
-                self.body(handle)
-            self.entered.set()
-            self.release.wait(WAIT_S)
-
-    def __enter__(self) -> HeldJob:
-        self.thread.start()
-        assert self.entered.wait(WAIT_S)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.thread.join(WAIT_S)
 
 
 # --- remember, order, limit, forget, prune ---------------------------------------------------------------------

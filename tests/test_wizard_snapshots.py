@@ -97,4 +97,8 @@ async def _settle(pilot) -> None:
     for _ in range(10):
         await pilot.pause(0.1)
     await pilot.app.workers.wait_for_complete()
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):  # a blinking cursor is drawn or not by when the frame is taken
+        field.cursor_blink = False
     await pilot.pause()

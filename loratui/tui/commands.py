@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -12,10 +13,31 @@ if TYPE_CHECKING:
     from loratui.tui.app import WizardApp
 
 
-class WizardCommands(Provider):
-    def _commands(self) -> list[tuple[str, str, object]]:
+Command = tuple[str, str, Callable[[], object]]  # title, help line, what it does
+
+
+class ListedCommands(Provider):
+    """A palette provider over a plain list of commands: subclasses only say which (:meth:`_commands`)."""
+
+    def _commands(self) -> list[Command]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class WizardCommands(ListedCommands):
+    def _commands(self) -> list[Command]:
         app = cast("WizardApp", self.app)
-        found: list[tuple[str, str, object]] = []
+        found: list[Command] = []
         for step in STEPS:
             found.append((f"Go to step {step.number}: {step.name}", f"^g {step.number} - {step.purpose}",
                           lambda n=step.number: app.go_to(n)))
@@ -27,14 +49,3 @@ class WizardCommands(Provider):
         found.append(("Help", "? or f1: this screen's keys", app.action_help))
         found.append(("Quit", "^q; jobs keep running", app.action_quit_wizard))
         return found
-
-    async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)  # type: ignore[arg-type]
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)  # type: ignore[arg-type]

@@ -18,7 +18,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
@@ -26,6 +25,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from loratui.errors import LoratuiError
+from loratui.tui.commands import Command, ListedCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.picture import Picture
 
@@ -225,10 +225,10 @@ class ZoomScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ImagesCommands(Provider):
+class ImagesCommands(ListedCommands):
     """The palette's bulk actions of this step (each one is one ^z)."""
 
-    def _commands(self) -> list[tuple[str, str, object]]:
+    def _commands(self) -> list[Command]:
         screen = self.screen
         if not isinstance(screen, ImagesScreen):
             return []
@@ -239,17 +239,6 @@ class ImagesCommands(Provider):
             ("Rescan the folder", "^r", screen.action_rescan),
             ("Choose the folder of pictures", "^o", screen.action_choose_folder),
         ]
-
-    async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)  # type: ignore[arg-type]
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)  # type: ignore[arg-type]
 
 
 # --- the screen -----------------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, OptionList, Static
 
+from loratui.tui.commands import Command, ListedCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.job_panel import JobPanel
 
@@ -69,7 +69,7 @@ class PictureList(OptionList):
     """The prepared pictures, those with the highlighted tag first (✓)."""
 
 
-class TagCommands(Provider):
+class TagCommands(ListedCommands):
     """The palette's bulk edits on Tags: each marks tags (pending, like space); ^s writes them."""
 
     COMMANDS = (
@@ -78,16 +78,8 @@ class TagCommands(Provider):
         ("Tags: keep all", "mark every tag keep (DEL ones come back where the last backup had them)", "keep"),
     )
 
-    async def discover(self) -> Hits:
-        for title, help_text, what in self.COMMANDS:
-            yield DiscoveryHit(title, partial(self._run, what), help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, what in self.COMMANDS:
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(self._run, what), help=help_text)
+    def _commands(self) -> list[Command]:
+        return [(title, help_text, partial(self._run, what)) for title, help_text, what in self.COMMANDS]
 
     def _run(self, what: str) -> None:
         screen = self.screen
