@@ -54,6 +54,10 @@ def add_picture(project: Project, concept: Concept, stem: str, caption: str | by
 
 @pytest.fixture
 def project(tmp_path) -> Project:
+    return two_concepts(tmp_path)
+
+
+def two_concepts(tmp_path: Path) -> Project:
     """Two concepts: akari (trigger "akari", 3 repeats, 4 pictures) and sasuke (trigger "sasuke", 2 pictures)."""
     source = tmp_path / "pics"
     source.mkdir()

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Input, OptionList
 
 from loratui.jobs.runner import job
 from loratui.project import Project, create_project
-from loratui.tui.app import WizardApp
+from loratui.tui.app import DIALOG_KEY_GRACE_S, WizardApp
 from loratui.tui.screens.help import HelpScreen
 from loratui.tui.screens.quit_dialog import QuitDialog
 from loratui.tui.screens.step_screen import StepScreen
@@ -143,12 +143,32 @@ async def test_quit_while_a_job_runs_asks_and_the_job_goes_on(project):
             assert "⟳ prepare" in _text(app.screen.query_one(StatusLine))
             await pilot.press("ctrl+q")
             assert isinstance(app.screen, QuitDialog)
+            await pilot.pause(DIALOG_KEY_GRACE_S)
             await pilot.press("escape")  # stay
             assert isinstance(app.screen, StepScreen)
-            await pilot.press("ctrl+q", "enter")  # quitting is focused: nothing is lost
+            # Keys typed ahead of the dialog (here: at once) are dropped, never taken as its answer.
+            await pilot.press("ctrl+q", "enter", "escape")
+            assert isinstance(app.screen, QuitDialog)
+            await pilot.pause(DIALOG_KEY_GRACE_S)
+            await pilot.press("enter")  # quitting is focused: nothing is lost
             await pilot.pause()
         assert app.return_value == [f"loratui {project.root}", f"loratui status {project.root}",
                                     f"loratui logs {project.root} --follow", f"loratui stop {project.root}"]
+
+
+async def test_the_palette_searches_behind_a_plain_prompt_sign(project):
+    from textual.command import CommandPalette, SearchIcon
+
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        palette = next(b.binding for b in app.screen.active_bindings.values()
+                       if b.binding.action == "command_palette")
+        assert app.get_key_display(palette) == "^p"  # the footer's "▏^p palette"
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        assert app.screen.query_one(SearchIcon).icon == ">"  # not the emoji, whose width varies
 
 
 async def test_ascii_mode_draws_no_wide_glyphs(project):
@@ -172,7 +192,7 @@ async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(proj
                           if b.binding.show}.values())
             # What the footer draws: "key description" per binding, then the palette key at the right.
             drawn = sum(len(app.get_key_display(b)) + len(b.description) + 2 for b in shown)
-            assert drawn + len("▏> palette") <= 80, (number, [(b.key, b.description) for b in shown])
+            assert drawn + len("▏^p palette") <= 80, (number, [(b.key, b.description) for b in shown])
             screen_keys = [k for b in app.screen.BINDINGS for k in (b.key if isinstance(b, Binding) else
                                                                      b[0]).split(",")]
             assert len(screen_keys) == len(set(screen_keys)), (number, screen_keys)

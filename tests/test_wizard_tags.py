@@ -371,6 +371,53 @@ async def test_palette_marks_junk_tags_del_and_keep_all_undoes_the_marks(tagged)
     assert "watermark" not in tags and "signature" not in tags and tags[0] == "akari"
 
 
+async def test_palette_renames_the_highlighted_tag_and_adds_a_tag_to_all_then_undo(tagged):
+    from loratui.tui.screens.tag_name_dialog import TagNameDialog
+
+    before = _captions(tagged)
+    app = WizardApp(tagged.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, app)
+        await pilot.press(*"blush")
+        await _until(pilot, lambda: screen.highlighted_row() is not None
+                     and screen.highlighted_row().tag == "blush")
+        holders = screen.loaded.table.find("blush").count
+        await pilot.press("ctrl+p", *"rename a tag")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, TagNameDialog))
+        dialog = app.screen
+        assert dialog.query_one("#old", Input).value == "blush"  # the highlighted tag, ready to rename
+        assert dialog.focused is dialog.query_one("#new", Input)
+        await pilot.press("enter")  # an empty new name is refused in the dialog
+        assert isinstance(app.screen, TagNameDialog)
+        assert "New name: empty" in _text(dialog.query_one("#names-error"))
+        await pilot.press(*"red cheeks", "enter")
+        await _until(pilot, lambda: not screen._busy and "Wrote" in _said(screen))
+        assert f"Rename 'blush' to 'red cheeks': in {holders} captions" in _said(screen)
+        after = _captions(tagged)
+        assert sum("red cheeks" in _tags(b) for b in after.values()) == holders
+        assert not any("blush" in _tags(b) for b in after.values())
+        assert "blush" in tomllib.loads(tagged.config_path.read_text())["tagging"]["deleted_tags"]
+
+        await pilot.press("escape")  # clear the filter
+        await pilot.press("ctrl+p", *"add a tag")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, TagNameDialog))
+        await pilot.press(*"anime style", "enter")
+        await _until(pilot, lambda: not screen._busy and "Add 'anime style'" in _said(screen))
+        assert all(_tags(b)[:2] == ["akari", "anime style"] for b in _captions(tagged).values())
+        await _until(pilot, lambda: screen.loaded.table.find("anime style") is not None)
+        assert screen.loaded.table.find("anime style").count == len(before)
+
+        for _ in range(2):
+            await pilot.press("ctrl+z")
+            await _until(pilot, lambda: not screen._busy and "Undone" in _said(screen))
+            await _until(pilot, lambda: screen.loaded is not None and not screen._busy)
+        assert _captions(tagged) == before
+
+
 async def test_a_project_not_prepared_yet_says_so_and_does_not_start_the_tagger(tmp_path, monkeypatch):
     from loratui.demo.images import build_demo_images
 

@@ -24,7 +24,7 @@ every later `loratui tag` run); trigger marks a concept's trigger word.
 Take out of the captions what your trigger word should carry (hair and eye colour, outfit): the
 trigger absorbs it and always draws it. Keep what should stay changeable in prompts.
 
-Actions given together (--delete, --keep, --trigger) are written as one step: every caption and
+Actions given together (--delete, --keep, --rename, --add, --trigger) are written as one step: every caption and
 loratui.toml are backed up first, and one --undo puts them all back. --undo again goes one step
 further back. Tags match whatever the case and "_" or space: red_hair = Red Hair.
 
@@ -39,6 +39,8 @@ examples:
   loratui tags ~/lora/akari --min-share 5 --sort name        tags on at least 5% of pictures
   loratui tags ~/lora/akari --delete red_hair "blue eyes" --trigger akari
   loratui tags ~/lora/akari --keep "blue eyes"               put a deleted tag back
+  loratui tags ~/lora/akari --rename 1girl woman             the same tag under another name
+  loratui tags ~/lora/akari --add "anime style"              into every caption, after the trigger
   loratui tags ~/lora/akari --undo                           undo the last step
 """
 
@@ -63,6 +65,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "holds them yet (the tagger then leaves them out)")
     tags.add_argument("--keep", nargs="+", action="extend", default=[], metavar="TAG",
                       help="undelete these tags and put them back into the captions that had them before")
+    tags.add_argument("--rename", nargs=2, action="append", default=[], metavar=("OLD", "NEW"),
+                      help="give a tag a new name in every caption (repeatable); the old name is recorded as "
+                           "deleted, so the tagger leaves it out from now on")
+    tags.add_argument("--add", nargs="+", action="extend", default=[], metavar="TAG",
+                      help="put these tags into every caption (of --concept only, if given), right after the "
+                           "trigger; pictures without a caption get one")
     tags.add_argument("--trigger", metavar="WORD",
                       help="the concept's trigger word: first in each of its captions, nowhere else in them; the "
                            "old trigger is taken out. Pictures without a caption get one holding the trigger. "
@@ -81,12 +89,19 @@ def run_tags(args: argparse.Namespace) -> int:
 
     if not 0 <= args.min_share <= 100:
         raise LoratuiError(f"--min-share: {args.min_share:g} is not a share of the pictures: give 0 to 100")
-    acting = bool(args.delete or args.keep or args.trigger is not None)
+    acting = bool(args.delete or args.keep or args.rename or args.add or args.trigger is not None)
     if args.undo and acting:
-        raise LoratuiError("--undo cannot be combined with --delete, --keep or --trigger: run it on its own")
-    if args.concept and acting and args.trigger is None:
-        raise LoratuiError("--concept goes with --trigger (or the list): deleted tags are one list for every "
-                           "concept, so --delete and --keep always apply to all")
+        raise LoratuiError("--undo cannot be combined with --delete, --keep, --rename, --add or --trigger: run it "
+                           "on its own")
+    if args.concept and acting and args.trigger is None and not args.add:
+        raise LoratuiError("--concept goes with --trigger, --add (or the list): deleted tags are one list for "
+                           "every concept, so --delete, --keep and --rename always apply to all")
+    renames: dict[str, str] = {}
+    for old, new in args.rename:
+        if old in renames:
+            raise LoratuiError(f"--rename {old!r}: given twice ({renames[old]!r} and {new!r}): choose one name")
+        renames[old] = new
+    args.rename = renames
     project = open_project(args)
     config = project.load()
     if args.undo:
@@ -259,7 +274,8 @@ def _edit(args: argparse.Namespace, project: Project, config: Config) -> dict | 
     from loratui.dataset.tag_edit_plan import TagEdit
     from loratui.dataset.tag_edits import edit_tags
 
-    edit = TagEdit(delete=args.delete, keep=args.keep, trigger=args.trigger, concept=args.concept)
+    edit = TagEdit(delete=args.delete, keep=args.keep, trigger=args.trigger, concept=args.concept,
+                   rename=args.rename, add=args.add)
     bar = _progress()
     try:
         result = edit_tags(project, config, edit, progress=bar)

@@ -1,4 +1,5 @@
-"""Working out a tag edit (delete, keep, trigger) without writing: every caption it changes and the notes."""
+"""Working out a tag edit (delete, keep, rename, add, trigger) without writing: each caption it changes, the
+notes."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ class TagEdit:
     delete: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
     trigger: str | None = None
-    concept: str | None = None  # whose trigger; needed when the project has several concepts
+    concept: str | None = None  # whose trigger (needed when the project has several); limits ``add`` to it
+    rename: dict[str, str] = field(default_factory=dict)  # old tag -> new name, in every caption
+    add: list[str] = field(default_factory=list)  # put into every caption, right after the trigger
 
     @property
     def empty(self) -> bool:
-        return not (self.delete or self.keep or self.trigger is not None)
+        return not (self.delete or self.keep or self.rename or self.add or self.trigger is not None)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class EditPlan:
     config_changed: bool
     removed_from: dict[str, int] = field(default_factory=dict)  # deleted tag -> captions it leaves
     restored_to: dict[str, int] = field(default_factory=dict)  # kept tag key -> captions it goes back into
+    renamed_in: dict[str, int] = field(default_factory=dict)  # old tag -> captions where it got its new name
+    added_to: dict[str, int] = field(default_factory=dict)  # added tag -> captions it goes into
     dataset: DatasetCaptions | None = None
 
     @property
@@ -111,8 +116,15 @@ def plan_edit(
     listed = {tag_key(t): t for t in config.tagging.deleted_tags}
     delete = [dataset.spelling(t) for t in delete]
     keep = [listed.get(tag_key(t), dataset.spelling(t)) for t in keep]
-
-    deleted = _deleted_after(config, dataset, delete, keep)
+    renames = _parse_renames(edit.rename, dataset)
+    # A renamed tag is recorded as deleted under its old name, so a later tagging run does not bring it back.
+    retired = [old for old, new in renames.items() if tag_key(old) != tag_key(new)]  # not a mere respelling
+    deleted = _deleted_after(config, dataset, delete + retired, keep)
+    trigger_after = {c.name: (join_tags(split_tags(edit.trigger or "")) if c.name in trigger_targets else c.trigger)
+                     for c in config.concepts}
+    adds = _parse_tag_args(edit.add)
+    _check_new_names(renames, adds, delete, deleted, trigger_after, dataset)
+    add_targets = {c.name for c in chosen_concepts(config, edit.concept)} if adds else set()
     triggers = {c.name: c.trigger for c in config.concepts}
     old_triggers: dict[str, list[str]] = {}
     for name in trigger_targets:
@@ -129,6 +141,9 @@ def plan_edit(
         if not entry.readable:
             continue
         before = _reinsert(entry.tags, sources, entry.caption, plan.restored_to)
+        before = _renamed(before, renames, plan.renamed_in)
+        if entry.concept in add_targets:
+            before = _added(before, adds, plan.added_to)
         # A changed trigger takes the old one out of the concept's captions, as if it had been deleted there.
         dropped = deleted + old_triggers.get(entry.concept, [])
         after = apply_trigger_and_deletions(before, triggers[entry.concept], dropped)
@@ -144,7 +159,93 @@ def plan_edit(
             plan.removed_from[delete_keys[key]] = plan.removed_from.get(delete_keys[key], 0) + 1
         _add_change(plan, entry, after)
     _summarise(plan, config, dataset, delete, keep, sources, trigger_targets, missing)
+    _summarise_names(plan, renames, adds, add_targets, config)
     return plan
+
+
+def _parse_renames(rename: dict[str, str], dataset: DatasetCaptions) -> dict[str, str]:
+    """old -> new, the old one in the captions' own spelling; refuses a rename of a tag no caption holds."""
+    result: dict[str, str] = {}
+    for old, new in rename.items():
+        old_tags, new_tags = _parse_tag_args([old]), _parse_tag_args([new])
+        if len(old_tags) != 1 or len(new_tags) != 1:
+            raise LoratuiError(f"--rename {old!r} {new!r}: give one tag and its one new name (no commas)")
+        old_tag, new_tag = dataset.spelling(old_tags[0]), new_tags[0]
+        if tag_key(old_tag) == tag_key(new_tag) and old_tag == new_tag:
+            raise LoratuiError(f"--rename {old!r} {new!r}: that is the same name")
+        if not any(tag_key(old_tag) in {tag_key(t) for t in e.tags} for e in dataset.entries if e.readable):
+            raise LoratuiError(f"--rename: {old!r} is in no caption: `loratui tags DIR` lists the tags there are")
+        result[old_tag] = new_tag
+    return result
+
+
+def _check_new_names(renames: dict[str, str], adds: list[str], delete: list[str], deleted: list[str],
+                     triggers: dict[str, str], dataset: DatasetCaptions) -> None:
+    """A new name or an added tag that the same edit would take out again is a contradiction: refuse it."""
+    deleted_keys = {tag_key(t) for t in deleted}
+    trigger_of = {tag_key(t): name for name, trigger in triggers.items() for t in split_tags(trigger)}
+    for old, new in renames.items():
+        if tag_key(old) in {tag_key(t) for t in delete}:
+            raise LoratuiError(f"--rename {old!r}: it is also given to --delete: choose one")
+        if tag_key(old) in trigger_of:
+            raise LoratuiError(f"--rename {old!r}: it is the trigger word of {trigger_of[tag_key(old)]}: change "
+                               "it with --trigger")
+        if tag_key(new) in deleted_keys and tag_key(new) != tag_key(old):
+            raise LoratuiError(f"--rename {old!r} {new!r}: {new!r} is deleted (DEL), so it would be taken out "
+                               f"again: put it back first with --keep {new!r}, or choose another name")
+        if tag_key(new) in trigger_of:
+            raise LoratuiError(f"--rename {old!r} {new!r}: {new!r} is the trigger word of "
+                               f"{trigger_of[tag_key(new)]}: to drop {old!r}, use --delete {old!r}")
+    for tag in adds:
+        if tag_key(tag) in deleted_keys:
+            raise LoratuiError(f"--add {tag!r}: it is deleted (DEL), so it would be taken out again: put it back "
+                               f"with --keep {tag!r} instead")
+        if tag_key(tag) in trigger_of:
+            raise LoratuiError(f"--add {tag!r}: it is the trigger word of {trigger_of[tag_key(tag)]}, already first "
+                               "in every caption")
+
+
+def _renamed(tags: list[str], renames: dict[str, str], counts: dict[str, int]) -> list[str]:
+    """``tags`` with each renamed tag under its new name, in its place (normalising later drops a duplicate)."""
+    if not renames:
+        return tags
+    by_key = {tag_key(old): old for old in renames}
+    result = []
+    for tag in tags:
+        old = by_key.get(tag_key(tag))
+        if old is None:
+            result.append(tag)
+        else:
+            result.append(renames[old])
+            counts[old] = counts.get(old, 0) + 1
+    return result
+
+
+def _added(tags: list[str], adds: list[str], counts: dict[str, int]) -> list[str]:
+    """``tags`` with the added ones in front (the trigger goes before them), each once."""
+    keys = {tag_key(t) for t in tags}
+    new = [tag for tag in adds if tag_key(tag) not in keys]
+    for tag in new:
+        counts[tag] = counts.get(tag, 0) + 1
+    return new + list(tags)
+
+
+def _summarise_names(plan: EditPlan, renames: dict[str, str], adds: list[str], targets: set[str],
+                     config: Config) -> None:
+    for old, new in renames.items():
+        count = plan.renamed_in.get(old, 0)
+        retired = "" if tag_key(old) == tag_key(new) else \
+            f"; {old!r} is recorded as deleted, so the tagger leaves it out from now on"
+        plan.notes.append(f"rename {old!r} to {new!r}: in {_plural(count, 'caption')}{retired}")
+    several = len(config.concepts) > 1
+    for tag in adds:
+        count = plan.added_to.get(tag, 0)
+        where = f" of {', '.join(sorted(targets))}" if several else ""
+        if count:
+            plan.notes.append(f"add {tag!r}: put into {_plural(count, 'caption')}{where}, right after the trigger; "
+                              "a tagging run that overwrites captions takes it out again")
+        else:
+            plan.notes.append(f"add {tag!r}: every caption{where} has it already")
 
 
 def _trigger_targets(config: Config, edit: TagEdit) -> list[str]:
@@ -260,6 +361,10 @@ def _reason(delete: list[str], keep: list[str], edit: TagEdit, targets: list[str
         parts.append("delete " + ", ".join(delete))
     if keep:
         parts.append("keep " + ", ".join(keep))
+    for old, new in edit.rename.items():
+        parts.append(f"rename {old} to {new}")
+    if edit.add:
+        parts.append("add " + ", ".join(edit.add))
     for name in targets:
         parts.append(f"trigger of {name}: {join_tags(split_tags(edit.trigger or ''))}")
     return "; ".join(parts)

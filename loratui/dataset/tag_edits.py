@@ -1,4 +1,5 @@
-"""Writing tag edits (delete, keep, trigger) to the captions and loratui.toml, one backup per step, and undo."""
+"""Writing tag edits (delete, keep, rename, add, trigger) to the captions and loratui.toml, one backup per step,
+and undo."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def edit_tags(
     """Plan and write one step of tag edits (see :class:`TagEdit`); refused while a dataset job (prepare, tag)
     runs, with one line naming it."""
     if edit.empty:
-        raise LoratuiError("nothing to do: give tags to --delete or --keep, or a --trigger word")
+        raise LoratuiError("nothing to do: give tags to --delete, --keep or --add, a --rename, or a --trigger word")
     with resource_lock(project, DATASET, "tags"):
         plan = plan_edit(project, config, edit, progress=progress, cancel=cancel)
         return apply_edit(project, config, plan, progress=progress, cancel=cancel)

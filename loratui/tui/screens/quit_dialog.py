@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from loratui.tui.screens.confirm import ConfirmDialog
 
-class QuitDialog(ModalScreen[bool]):
+
+class QuitDialog(ConfirmDialog[bool]):
     BINDINGS = [Binding("escape", "stay", "Stay")]
 
     def __init__(self, job: str, commands: list[str]) -> None:

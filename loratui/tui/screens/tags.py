@@ -76,6 +76,10 @@ class TagCommands(ListedCommands):
         ("Tags: delete rare tags", f"mark DEL every tag on < {RARE_SHARE:.0%} of pictures", "rare"),
         ("Tags: delete junk tags", "mark DEL watermark, signature, artist name, dated, web address…", "junk"),
         ("Tags: keep all", "mark every tag keep (DEL ones come back where the last backup had them)", "keep"),
+        ("Tags: rename a tag everywhere…", "the highlighted tag (or another) under a new name in every caption; "
+                                           "written at once, ^z undoes", "rename"),
+        ("Tags: add a tag to every picture…", "put a tag into every caption right after the trigger; written at "
+                                              "once, ^z undoes", "add"),
     )
 
     def _commands(self) -> list[Command]:
@@ -101,7 +105,7 @@ class TagsScreen(StepScreen):
         ("^t", "sort the tags by count <-> name"),
         ("^f", "show all / DEL / keep / rare (< 5% of pictures) tags"),
         ("esc", "clear the filter, leave a field, or go back a step"),
-        ("^p", "palette: delete rare tags, delete junk tags, keep all"),
+        ("^p", "palette: delete rare or junk tags, keep all, rename a tag, add a tag to all"),
     )
     BINDINGS = [
         Binding("ctrl+r", "tagger", "Tag", key_display="^r"),
@@ -322,6 +326,9 @@ class TagsScreen(StepScreen):
         if self.loaded is None or self.loaded.error:
             self.say("Still reading the captions: try again in a moment.")
             return
+        if what in {"rename", "add"}:
+            self._ask_names(what)
+            return
         from loratui.dataset.junk_tags import is_junk
 
         rows = self.loaded.table.rows
@@ -345,6 +352,23 @@ class TagsScreen(StepScreen):
             self.say(f"No {label} to mark {'DEL' if wanted else 'keep'}.")
         else:
             self.say(f"Marked {changed} {label} {'DEL' if wanted else 'keep'}: ^s writes, space undoes one.")
+
+    def _ask_names(self, mode: str) -> None:
+        from loratui.tui.screens.tag_name_dialog import TagNameDialog
+
+        row = self.highlighted_row()
+        tags = [r.tag for r in self.loaded.table.rows if r.count]
+        self.app.push_screen(TagNameDialog(mode, row.tag if row is not None and row.count else "", tags),
+                             partial(self._names_given, mode))
+
+    def _names_given(self, mode: str, names) -> None:
+        if names is None:
+            self.say("Nothing renamed." if mode == "rename" else "Nothing added.")
+            return
+        if mode == "rename":
+            self._start_write(rename={names.old: names.new})
+        else:
+            self._start_write(add=[names.new])
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
@@ -561,8 +585,9 @@ class TagsScreen(StepScreen):
         self._next_after_write = False
         self._start_write()
 
-    def _start_write(self) -> bool:
-        """Start writing the pending changes; False if refused (said why) or there is nothing to write."""
+    def _start_write(self, rename: dict[str, str] | None = None, add: list[str] | None = None) -> bool:
+        """Start writing the pending changes (and a rename or an added tag from the palette, in the same step);
+        False if refused (said why) or there is nothing to write."""
         if self.loaded is None or self._busy:
             self.say("Still reading the captions: try again in a moment.")
             return False
@@ -575,7 +600,7 @@ class TagsScreen(StepScreen):
         if self.query_one(JobPanel).running:
             self.say("The tagger is still running: wait for it (or ^r cancels it), then ^s writes.", "!")
             return False
-        if not self._dirty():
+        if not self._dirty() and not rename and not add:
             self.say("Nothing to write: every caption already has the trigger first and no DEL tag.")
             return False
         rows = {row.key: row for row in self.loaded.table.rows}
@@ -583,11 +608,12 @@ class TagsScreen(StepScreen):
         keep = [rows[k].tag for k, wanted in self.marks.items() if not wanted and k in rows]
         self._busy = True
         self.say("Writing captions…")
-        self._write(delete, keep, trigger, self.loaded.concept)
+        self._write(delete, keep, trigger, self.loaded.concept, rename or {}, add or [])
         return True
 
     @work(thread=True, exclusive=True, group="tags-write")
-    def _write(self, delete: list[str], keep: list[str], trigger: str, concept: str) -> None:
+    def _write(self, delete: list[str], keep: list[str], trigger: str, concept: str, rename: dict[str, str],
+               add: list[str]) -> None:
         from loratui.dataset.tag_edit_plan import TagEdit
         from loratui.dataset.tag_edits import edit_tags
         from loratui.errors import LoratuiError
@@ -597,7 +623,8 @@ class TagsScreen(StepScreen):
             config = project.load()
             several = len(config.concepts) > 1
             result = edit_tags(project, config, TagEdit(delete=delete, keep=keep, trigger=trigger,
-                                                        concept=concept if several else None))
+                                                        concept=concept if several else None, rename=rename,
+                                                        add=add))
         except (LoratuiError, OSError) as exc:
             self.app.call_from_thread(self._written, None, str(exc))
             return
@@ -606,6 +633,11 @@ class TagsScreen(StepScreen):
             message = "Nothing to write: the captions already read that way."
         else:
             message = f"Wrote {outcome.done} caption{'s' if outcome.done != 1 else ''} (backup kept, ^z undoes)."
+        # What a rename or an added tag did, in the engine's words (``rename 'a' to 'b': in 12 captions; ...``).
+        named = [note.split(";")[0] for note in result.notes if note.startswith(("rename ", "add "))]
+        if named:
+            joined = ", ".join(named)
+            message = f"{joined[0].upper()}{joined[1:]}. {message}"
         if outcome.skipped:
             first = outcome.skipped[0]
             message += f" {len(outcome.skipped)} left as they are: {first.path.name} {first.message}"
