@@ -310,3 +310,34 @@ async def test_coming_back_after_the_resolution_changed_rescans_with_the_new_tar
         await _scanned(pilot, screen)
         assert screen.resolution == 256
         assert any("demo_001.png" in row and "small" not in row for row in _rows(screen))
+
+
+async def test_reopening_takes_the_scan_from_the_cache_and_previews_from_thumbnails(project, monkeypatch):
+    from loratui.dataset import image_stream
+    from loratui.dataset.thumbnails import THUMBS_DIR
+
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _scanned(pilot, screen)
+        first = _rows(screen)
+        await pilot.press("end")  # the problems (the broken file) come first: the last row is a picture
+        picture = screen.query_one("#images-picture", Picture)
+        for _ in range(100):
+            if picture.rows is not None:
+                break
+            await pilot.pause(0.05)
+        assert picture.rows is not None
+    assert (project.state_dir / "scan-cache.json").is_file()
+    assert list((project.state_dir / THUMBS_DIR).glob("*.png"))  # the highlighted picture's thumbnail
+
+    def no_decode(entry):
+        raise AssertionError(f"{entry.path.name} decoded again")
+
+    monkeypatch.setattr(image_stream, "_inspect_one", no_decode)
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _scanned(pilot, screen)
+        assert _rows(screen) == first  # the broken file's reason included
+        assert "Scan done" in _text(screen.query_one(StatusLine))

@@ -14,7 +14,7 @@ from textual.widgets import Input
 
 from loratui.cli import main
 from loratui.project import Project, create_project
-from loratui.tui.app import WizardApp
+from loratui.tui.app import DIALOG_KEY_GRACE_S, WizardApp
 from loratui.tui.screens.quit_dialog import QuitDialog
 from loratui.tui.screens.tagger_dialog import TaggerDialog
 from loratui.tui.screens.tags import PictureList, TagList, TagsScreen
@@ -307,6 +307,7 @@ async def test_quitting_while_the_tagger_runs_leaves_it_running(tmp_path, monkey
             app.poll_state()
             await pilot.press("ctrl+q")
             assert isinstance(app.screen, QuitDialog)
+            await pilot.pause(DIALOG_KEY_GRACE_S)  # keys in the dialog's first 300 ms are dropped
             await pilot.press("enter")  # quit, keep the tagger
             await pilot.pause()
         assert app.return_value and app.return_value[0] == f"loratui {project.root}"

@@ -19,6 +19,7 @@ from loratui.dataset.image_inspect import (
 )
 from loratui.dataset.image_open import UnreadableImage
 from loratui.dataset.image_scan import SourceEntry
+from loratui.dataset.scan_cache import ScanCache
 from loratui.progress import CancelToken, FileNote
 
 Found = ImageReport | FileNote  # a readable picture, or an unreadable file with the reason
@@ -31,14 +32,23 @@ def inspect_each(
     *,
     workers: int | None = None,
     cancel: CancelToken | None = None,
+    cache: ScanCache | None = None,
 ) -> Iterator[tuple[SourceEntry, Found]]:
     """Each entry (excluded ones too) with its :class:`ImageReport` or, for a file that cannot be read, a
-    :class:`FileNote` with the reason; in the order of ``entries``, each as soon as it is decoded."""
+    :class:`FileNote` with the reason; in the order of ``entries``, each as soon as it is decoded. With a
+    ``cache``, unchanged files are not decoded again and the new facts are put in it (the caller saves it)."""
+    cached = {id(entry): cache.get(entry) for entry in entries} if cache is not None else {}
+    missing = [entry for entry in entries if cached.get(id(entry)) is None]
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         # the decode ignores the excluded flag: it is the screen's to show
-        results = pool.map(_inspect_one, [replace(entry, excluded=False) for entry in entries])
+        decoded = pool.map(_inspect_one, [replace(entry, excluded=False) for entry in missing])
         try:
-            for entry, result in zip(entries, results, strict=True):
+            for entry in entries:
+                result = cached.get(id(entry))
+                if result is None:
+                    result = next(decoded)
+                    if cache is not None:
+                        cache.put(entry, result)
                 if cancel:
                     cancel.check()
                 if isinstance(result, UnreadableImage):

@@ -36,6 +36,13 @@ NAME_WIDTH = 14  # with state, mark and flag: one line in the 26 columns of the 
 IDLE_HINT = " i enter edits the box, ^t prepared result, ^f filter, ^r prepare, ^n go on."
 
 
+def _found(method: str) -> str:
+    """The crop method as the 120-column list names it: face, detail, centre, manual."""
+    if method.startswith("face"):
+        return "face"
+    return {"saliency": "detail", "center": "centre", "bucket": "whole"}.get(method, method[:8])
+
+
 @dataclass
 class PlanInfo:
     """Where a picture is cut, for the list and the drawing: from prepare's record or planned here."""
@@ -142,6 +149,7 @@ class CropScreen(StepScreen):
     CropScreen #crop-list { width: 31; height: 1fr; border: round $panel; padding: 0;
         scrollbar-size-vertical: 1; }
     CropScreen #crop-list:focus { border: heavy $accent; }
+    CropScreen.-wide #crop-list { width: 47; }
     CropScreen #crop-preview { width: 1fr; height: 1fr; border: round $panel; }
     CropScreen #crop-preview.-editing { border: heavy $accent; }
     CropScreen #crop-buckets { height: auto; max-height: 4; }
@@ -163,6 +171,9 @@ class CropScreen(StepScreen):
         self.edit_changed = False
         self.undo_stack: list[tuple[str, list[int] | None]] = []
         self.advance_when_done = False
+        self._positions: dict[str, int] = {}  # picture key -> its row in the list
+        self._cursor_key = ""  # the row drawn with the cursor mark
+        self._summary_due = False
         self.config: Config | None = None
 
     # --- layout ---------------------------------------------------------------------------------------------
@@ -260,12 +271,25 @@ class CropScreen(StepScreen):
         else:
             flag = "UP" if plan.upscale > 1 + 1e-6 else ""
         name = picture.relpath if len(picture.relpath) <= NAME_WIDTH else picture.relpath[:NAME_WIDTH - 1] + "~"
-        return f"{self.wizard.glyphs.cursor if cursor else ' '} {state:<6} {mark} {name:<{NAME_WIDTH}} {flag}".rstrip()
+        line = f"{self.wizard.glyphs.cursor if cursor else ' '} {state:<6} {mark} {name:<{NAME_WIDTH}} {flag:3}"
+        if self.wide and plan is not None and not plan.error:
+            # 120x40 (design §4.2): how much the crop is scaled, and how the box was found.
+            # "/4.0": the box is 4 times the training size, shrunk; "x1.3": enlarged (UP).
+            scale = (plan.box[2] - plan.box[0]) / max(1, plan.size[0])
+            factor = f"/{scale:.1f}" if scale >= 1 else f"x{1 / scale:.1f}"
+            line += f" {factor:>5} {_found(plan.method):8}"
+        return line.rstrip()
+
+    def wide_changed(self) -> None:
+        if self.shown:
+            self._refresh_rows()
 
     def _fill_list(self) -> None:
         listing = self.query_one("#crop-list", OptionList)
         current = self.current()
         self.shown = [p for p in self.pictures if self._matches(p)]
+        self._positions = {p.key: index for index, p in enumerate(self.shown)}
+        self._cursor_key = ""
         listing.clear_options()
         listing.add_options([Option(self._row(p, False), id=p.key) for p in self.shown])
         title = f"{len(self.shown)} pictures"
@@ -280,10 +304,15 @@ class CropScreen(StepScreen):
             self._show_current()
         self._summary()
 
-    def _refresh_rows(self) -> None:
+    def _refresh_rows(self, keys: list[str] | None = None) -> None:
+        """Redraw these rows (all without ``keys``): a key press redraws two rows, not the whole list."""
         listing = self.query_one("#crop-list", OptionList)
-        for index, picture in enumerate(self.shown):
-            listing.replace_option_prompt_at_index(index, self._row(picture, index == listing.highlighted))
+        positions = self._positions
+        indexes = range(len(self.shown)) if keys is None else [positions[k] for k in keys if k in positions]
+        for index in indexes:
+            if index < len(self.shown):
+                listing.replace_option_prompt_at_index(index, self._row(self.shown[index],
+                                                                        index == listing.highlighted))
 
     def current(self) -> CropPicture | None:
         listing = self.query_one("#crop-list", OptionList)
@@ -293,7 +322,9 @@ class CropScreen(StepScreen):
         return self.shown[index]
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._refresh_rows()
+        current = self.current()
+        self._refresh_rows([self._cursor_key] + ([current.key] if current else []))
+        self._cursor_key = current.key if current else ""
         self._show_current()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -331,12 +362,19 @@ class CropScreen(StepScreen):
 
     def _planned(self, key: str, info: PlanInfo) -> None:
         self.plans[key] = info
-        self._refresh_rows()
+        self._refresh_rows([key])
         current = self.current()
         if current is not None and current.key == key:
             self._show_current()
-        else:
-            self._show_buckets()
+        # The counts and the bucket table cover every picture: redrawn at most 5 times a second while the
+        # boxes are worked out one by one, so 500 pictures do not redraw them 500 times.
+        if not self._summary_due:
+            self._summary_due = True
+            self.set_timer(0.2, self._flush_summary)
+
+    def _flush_summary(self) -> None:
+        self._summary_due = False
+        self._show_buckets()
         self._summary()
 
     # --- the preview ----------------------------------------------------------------------------------------
@@ -583,7 +621,7 @@ class CropScreen(StepScreen):
 
     def _replan(self, picture: CropPicture) -> None:
         self.plans.pop(picture.key, None)
-        self._refresh_rows()
+        self._refresh_rows([picture.key])
         self._summary()
         self._plan_one(picture)
 

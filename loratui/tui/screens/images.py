@@ -37,6 +37,7 @@ VIEWS = ("problems first", "all by name", "EXCL only")
 BATCH_S = 0.1  # rows found are handed to the screen at most 10 times a second (design §2.11)
 NOTE_WIDTH = 12
 NAME_WIDTH = 14  # name, size and note fit the list's 45 columns at 80x24 (a wider row would wrap)
+WIDE_NAME_WIDTH = 20  # at 120x40 the list is 68 columns and adds the format and the file size
 
 
 def _fit(text: str, width: int) -> str:
@@ -284,6 +285,7 @@ class ImagesScreen(StepScreen):
     #images-picture { height: 1fr; }
     #images-facts { height: 5; }
     #images-checks { height: 2; }
+    ImagesScreen.-wide #images-left { width: 68; }
     .-ascii #images-left, .-ascii #images-right { border: ascii $accent; }
     """
     SCOPED_CSS = False  # every rule names this screen's own ids; unscoped so the app's -ascii class reaches them
@@ -313,7 +315,7 @@ class ImagesScreen(StepScreen):
         with Horizontal(id="images-main"):
             with Vertical(id="images-left"):
                 yield Input(placeholder="type to filter by name", id="images-filter", select_on_focus=False)
-                yield Static(f"  use   {'file':<{NAME_WIDTH}} {'size':>9} note", id="images-head")
+                yield Static(self._head(), id="images-head")
                 yield FileList(id="images-list")
             with Vertical(id="images-right"):
                 yield Picture(id="images-picture")
@@ -378,6 +380,7 @@ class ImagesScreen(StepScreen):
         try:
             from loratui.dataset.image_scan import scan_source, unsupported_pictures
             from loratui.dataset.image_stream import inspect_each
+            from loratui.dataset.scan_cache import CACHE_NAME, ScanCache
             from loratui.progress import Cancelled
 
             started = time.monotonic()
@@ -404,16 +407,20 @@ class ImagesScreen(StepScreen):
             batch: list[tuple[str, object]] = []
             last = time.monotonic()
             done = 0
+            # Facts of unchanged files come from .loratui/ (reopening 500 pictures decodes none of them again).
+            cache = ScanCache(project.state_dir / CACHE_NAME)
             try:
                 for entry, found in inspect_each(entries, config.dataset.resolution, config.dataset.crop,
-                                                 cancel=cancel):
+                                                 cancel=cancel, cache=cache):
                     done += 1
                     batch.append((entry.relpath, found))
                     if time.monotonic() - last >= BATCH_S:
                         self.post_message(ScanFound(scan, batch, done, len(entries)))
                         batch, last = [], time.monotonic()
             except Cancelled:
+                cache.save()  # what was decoded before the cancel is kept
                 return
+            cache.save()
             self.post_message(ScanFound(scan, batch, done, len(entries)))
             self.post_message(ScanDone(scan, time.monotonic() - started))
         except LoratuiError as exc:
@@ -524,12 +531,27 @@ class ImagesScreen(StepScreen):
             return sorted(rows, key=lambda r: (r.problem_rank(), r.group, not r.best, r.order))
         return sorted(rows, key=lambda r: r.order)
 
+    def _head(self) -> str:
+        if self.wide:
+            return f"  use   {'file':<{WIDE_NAME_WIDTH}} {'size':>9} {'type':4} {'file KB':>7} note"
+        return f"  use   {'file':<{NAME_WIDTH}} {'size':>9} note"
+
+    def wide_changed(self) -> None:
+        self.query_one("#images-head", Static).update(self._head())
+        if self.rows:
+            self._fill(keep_order=True)
+
     def _prompt(self, row: Row, cursor: bool) -> Text:
         mark = self.wizard.glyphs.cursor if cursor else " "
         state = row.state if not row.broken or row.excluded else self.wizard.glyphs.failed
         note = row.note if len(row.note) <= NOTE_WIDTH else row.note.replace("small: ", "small ")
-        line = (f"{mark} {state:<5} {_fit(row.relpath, NAME_WIDTH):<{NAME_WIDTH}} {row.size:>9} "
-                f"{_fit(note, NOTE_WIDTH)}").rstrip()  # one line per row: a wrapped note looks like a row
+        if self.wide:
+            kind = row.image.format[:4] if row.image is not None else ""
+            line = (f"{mark} {state:<5} {_fit(row.relpath, WIDE_NAME_WIDTH):<{WIDE_NAME_WIDTH}} {row.size:>9} "
+                    f"{kind:4} {row.file_size / 1024:7.0f} {_fit(note, NOTE_WIDTH)}").rstrip()
+        else:
+            line = (f"{mark} {state:<5} {_fit(row.relpath, NAME_WIDTH):<{NAME_WIDTH}} {row.size:>9} "
+                    f"{_fit(note, NOTE_WIDTH)}").rstrip()  # one line per row: a wrapped note looks like a row
         return Text(line, style="dim" if row.excluded else ("red" if row.broken else ""), no_wrap=True,
                     overflow="crop")
 

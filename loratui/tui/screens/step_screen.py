@@ -15,7 +15,11 @@ from loratui.tui.widgets.status_line import StatusLine
 from loratui.tui.widgets.step_bar import StepBar
 
 if TYPE_CHECKING:
+    from textual import events
+
     from loratui.tui.app import WizardApp
+
+WIDE = (120, 40)  # from this size on, the screens of design §4 show their larger layouts
 
 
 class StepScreen(Screen):
@@ -27,6 +31,24 @@ class StepScreen(Screen):
     def __init__(self, step: Step) -> None:
         super().__init__(name=f"step{step.number}")
         self.step = step
+        self.wide = False  # the 120x40 layout: class -wide on the screen, extra columns in the lists
+
+    def _check_wide(self) -> None:
+        width, height = self.app.size
+        wide = width >= WIDE[0] and height >= WIDE[1]
+        if wide != self.wide:
+            self.wide = wide
+            self.set_class(wide, "-wide")
+            self.wide_changed()
+
+    def wide_changed(self) -> None:
+        """The terminal crossed 120x40: redraw what is formatted for a width (list rows)."""
+
+    def on_mount(self) -> None:
+        self._check_wide()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_wide()
 
     @property
     def wizard(self) -> WizardApp:
@@ -50,6 +72,7 @@ class StepScreen(Screen):
         return f" Step {self.step.number} of {len(STEPS)}: {self.step.name} - {self.step.purpose}"
 
     def on_screen_resume(self) -> None:
+        self._check_wide()
         self.refresh_frame()
 
     def refresh_frame(self) -> None:

@@ -17,10 +17,12 @@ from textual.widgets import Input, OptionList, Static
 from loratui.tui.commands import Command, ListedCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.job_panel import JobPanel
+from loratui.tui.widgets.picture import Picture
 
 FILTERS = ("all", "DEL", "keep", "rare")
 RARE_SHARE = 0.05
 TAG_WIDTH = 19
+KIND_WIDTH = 10  # the kind column of the 120-column list (hair, eyes, clothes, ...)
 BAR_CELLS = 8
 NO_PICTURES = "No prepared pictures yet: esc goes back to Crop, where ^r prepares them."
 MEANING = " space keep/DEL. DEL: the trigger absorbs it, always drawn. keep: prompts decide"
@@ -136,6 +138,14 @@ class TagsScreen(StepScreen):
     TagsScreen.-editing #caption-edit { display: block; }
     TagsScreen.-editing #pending { display: none; }
     TagsScreen JobPanel { height: 1; }
+    TagsScreen #caption-box { display: none; width: 34; border: round $panel; }
+    TagsScreen.-wide #pics-box { width: 26; }
+    TagsScreen #caption-picture { height: 16; }
+    TagsScreen #caption-full { height: 1fr; }
+    TagsScreen.-wide #caption-box { display: block; }
+    TagsScreen.-wide #preview { display: none; }
+    TagsScreen.-wide PictureList, TagsScreen.-wide PictureList:focus { height: 1fr; }
+    .-ascii TagsScreen #caption-box { border: ascii $panel; }
     .-ascii TagsScreen #tag-box, .-ascii TagsScreen #pics-box { border: ascii $panel; }
     .-ascii TagsScreen #tag-box:focus-within, .-ascii TagsScreen #pics-box:focus-within { border: ascii $accent; }
     """
@@ -154,6 +164,8 @@ class TagsScreen(StepScreen):
         self._busy = False
         self._editing = None  # the CaptionEntry whose caption the one-line field edits
         self._holders = 0  # how many of self.pictures carry the highlighted tag (they come first)
+        self._tag_cursor = -1  # the tag row drawn with the cursor mark
+        self._picture_cursor = -1  # the picture row drawn with it
 
     # --- layout ---------------------------------------------------------------------------------------------
 
@@ -171,6 +183,10 @@ class TagsScreen(StepScreen):
             with Vertical(id="pics-box"):
                 yield PictureList(id="pics")
                 yield Static("", id="preview")
+            # 120x40 (design §4.3): a third column with the highlighted picture and its whole caption.
+            with Vertical(id="caption-box"):
+                yield Picture(id="caption-picture")
+                yield Static("", id="caption-full")
         yield Static(MEANING, id="meaning")
         yield Static("", id="pending")
         yield Input("", id="caption-edit", select_on_focus=False)
@@ -179,8 +195,17 @@ class TagsScreen(StepScreen):
         yield JobPanel(project, "tag", id="tag-job")
 
     def on_mount(self) -> None:
-        self.query_one("#tag-head", Static).update(f"  {'use':5} {'tag':{TAG_WIDTH}} imgs")
+        self._show_head()
         self.reload()
+
+    def _show_head(self) -> None:
+        kind = f" {'kind':{KIND_WIDTH}}" if self.wide else ""
+        self.query_one("#tag-head", Static).update(f"  {'use':5} {'tag':{TAG_WIDTH}}{kind} imgs")
+
+    def wide_changed(self) -> None:
+        self._show_head()
+        if self.loaded is not None and not self.loaded.error:
+            self.refresh_list()
 
     # --- reading the dataset --------------------------------------------------------------------------------
 
@@ -246,6 +271,7 @@ class TagsScreen(StepScreen):
             and tags.highlighted < len(self.shown) else None
         self.shown = [row for row in table.sorted(self.sort_by) if self._visible(row)]
         tags.set_options([self._prompt(row, False) for row in self.shown])
+        self._tag_cursor = -1
         if self.shown:
             keys = [row.key for row in self.shown]
             tags.highlighted = keys.index(old) if old in keys else 0
@@ -262,7 +288,12 @@ class TagsScreen(StepScreen):
             bar = "#" * (eighths // 2) + "+" * (eighths % 2)
         else:
             bar = "█" * (eighths // 2) + "▌" * (eighths % 2)
-        text = f"{cursor} {use:5} {tag:{TAG_WIDTH}} {row.count:4} {row.share * 100:3.0f}% {bar}"
+        kind = ""
+        if self.wide:
+            from loratui.dataset.tag_categories import tag_kind
+
+            kind = f" {tag_kind(row.tag):{KIND_WIDTH}}"
+        text = f"{cursor} {use:5} {tag:{TAG_WIDTH}}{kind} {row.count:4} {row.share * 100:3.0f}% {bar}"
         return text.replace("[", r"\[")
 
     def _show_counts(self) -> None:
@@ -288,8 +319,12 @@ class TagsScreen(StepScreen):
     @on(OptionList.OptionHighlighted, "#tags")
     def _tag_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         tags = self.query_one(TagList)
-        for index, row in enumerate(self.shown):
-            tags.replace_option_prompt_at_index(index, self._prompt(row, index == event.option_index))
+        # Only the row that had the cursor mark and the new one: a key press never redraws the whole list.
+        for index in {self._tag_cursor, event.option_index}:
+            if 0 <= index < len(self.shown):
+                tags.replace_option_prompt_at_index(index, self._prompt(self.shown[index],
+                                                                        index == event.option_index))
+        self._tag_cursor = event.option_index
         self._show_pictures()
 
     @on(OptionList.OptionSelected, "#tags")
@@ -317,7 +352,7 @@ class TagsScreen(StepScreen):
         if self._visible(row):
             tags.replace_option_prompt_at_index(tags.highlighted, self._prompt(row, True))
             self._show_counts()
-            self._show_pictures()
+            self._show_preview()  # the same pictures hold the tag: only the caption as it will be written changes
         else:
             self.refresh_list()
 
@@ -420,6 +455,7 @@ class TagsScreen(StepScreen):
             self._holders = len(holds)
             pics.set_options([self._picture_prompt(e, True, False) for e in holds] +
                              [self._picture_prompt(e, False, True) for e in rest])
+        self._picture_cursor = -1
         if self.pictures:
             images = [e.image for e in self.pictures]
             pics.highlighted = images.index(was) if was in images and self.focused is pics else 0
@@ -435,10 +471,12 @@ class TagsScreen(StepScreen):
     def _picture_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         pics = self.query_one(PictureList)
         tagged = self.highlighted_row() is not None
-        for index, entry in enumerate(self.pictures):
-            holds = index < self._holders
-            pics.replace_option_prompt_at_index(index, self._picture_prompt(
-                entry, holds, tagged and not holds, index == event.option_index))
+        for index in {self._picture_cursor, event.option_index}:
+            if 0 <= index < len(self.pictures):
+                holds = index < self._holders
+                pics.replace_option_prompt_at_index(index, self._picture_prompt(
+                    self.pictures[index], holds, tagged and not holds, index == event.option_index))
+        self._picture_cursor = event.option_index
         self._show_preview()
 
     @on(OptionList.OptionSelected, "#pics")
@@ -507,11 +545,20 @@ class TagsScreen(StepScreen):
     def _show_preview(self) -> None:
         preview = self.query_one("#preview", Static)
         pics = self.query_one(PictureList)
+        full = self.query_one("#caption-full", Static)
         if not self.pictures or pics.highlighted is None or pics.highlighted >= len(self.pictures):
             preview.update("")
+            full.update("")
             return
         entry = self.pictures[pics.highlighted]
-        preview.update(self.caption_preview(entry).replace("[", r"\["))
+        text = self.caption_preview(entry).replace("[", r"\[")
+        if self.wide:
+            box = self.query_one("#caption-box")
+            box.border_title = entry.image.name if len(entry.image.name) <= 28 else entry.image.name[:27] + "…"
+            full.update(text)
+            self.query_one("#caption-picture", Picture).show(entry.image)
+        else:
+            preview.update(text)
 
     def caption_preview(self, entry) -> str:
         """The picture's caption as ^s will write it, and what it takes out."""

@@ -1,5 +1,6 @@
 """A picture as half-cell blocks (▀ with 24-bit fg/bg), which work over any SSH and in tmux; decoded in a thread
-so a key never waits for a large file, with `loading…` meanwhile and the reason when a file cannot be read.
+(through the project's thumbnail cache in .loratui/thumbs/) so a key never waits for a large file, with
+`loading…` meanwhile and the reason when a file cannot be read.
 ``overlay`` marks cells (a crop box's edge) with a character drawn over the picture, visible without colour."""
 
 from __future__ import annotations
@@ -57,12 +58,18 @@ class Picture(Static):
 
     @work(thread=True, exclusive=True, group="picture", exit_on_error=False)
     def _decode(self, path: Path, columns: int, rows: int) -> None:
-        from PIL import Image, ImageOps, UnidentifiedImageError
+        from loratui.dataset.image_open import UnreadableImage
+        from loratui.dataset.thumbnails import THUMBS_DIR, load_thumbnail
 
+        # Through the project's thumbnail cache: a large file is decoded once, then its small copy is read.
+        project = getattr(self.app, "project", None)
+        cache_dir = project.state_dir / THUMBS_DIR if project is not None else None
         try:
-            with Image.open(path) as image:
-                drawn = half_blocks(ImageOps.exif_transpose(image), columns, rows)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            drawn = half_blocks(load_thumbnail(path, cache_dir), columns, rows)
+        except UnreadableImage as exc:
+            self.app.call_from_thread(self._failed, path, exc.reason)
+            return
+        except (OSError, ValueError) as exc:
             self.app.call_from_thread(self._failed, path, str(exc) or type(exc).__name__)
             return
         self.app.call_from_thread(self._decoded, path, drawn)
