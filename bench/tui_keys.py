@@ -171,7 +171,6 @@ def _project(pictures: Path, count: int, work: Path) -> Path:
     for command in (["prepare", str(project.root)], ["tag", str(project.root)]):
         if main(command) != 0:
             raise SystemExit(f"loratui {' '.join(command)} failed")
-    (project.state_dir / "scan-cache.json").unlink(missing_ok=True)
     return project.root
 
 

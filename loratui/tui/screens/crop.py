@@ -307,12 +307,10 @@ class CropScreen(StepScreen):
     def _refresh_rows(self, keys: list[str] | None = None) -> None:
         """Redraw these rows (all without ``keys``): a key press redraws two rows, not the whole list."""
         listing = self.query_one("#crop-list", OptionList)
-        positions = self._positions
-        indexes = range(len(self.shown)) if keys is None else [positions[k] for k in keys if k in positions]
+        indexes = range(len(self.shown)) if keys is None else [self._positions[k] for k in keys
+                                                                if k in self._positions]
         for index in indexes:
-            if index < len(self.shown):
-                listing.replace_option_prompt_at_index(index, self._row(self.shown[index],
-                                                                        index == listing.highlighted))
+            listing.replace_option_prompt_at_index(index, self._row(self.shown[index], index == listing.highlighted))
 
     def current(self) -> CropPicture | None:
         listing = self.query_one("#crop-list", OptionList)

@@ -418,9 +418,9 @@ class ImagesScreen(StepScreen):
                         self.post_message(ScanFound(scan, batch, done, len(entries)))
                         batch, last = [], time.monotonic()
             except Cancelled:
-                cache.save()  # what was decoded before the cancel is kept
                 return
-            cache.save()
+            finally:
+                cache.save()  # after a cancel too: what was decoded is kept
             self.post_message(ScanFound(scan, batch, done, len(entries)))
             self.post_message(ScanDone(scan, time.monotonic() - started))
         except LoratuiError as exc:
@@ -532,9 +532,9 @@ class ImagesScreen(StepScreen):
         return sorted(rows, key=lambda r: r.order)
 
     def _head(self) -> str:
-        if self.wide:
-            return f"  use   {'file':<{WIDE_NAME_WIDTH}} {'size':>9} {'type':4} {'file KB':>7} note"
-        return f"  use   {'file':<{NAME_WIDTH}} {'size':>9} note"
+        width = WIDE_NAME_WIDTH if self.wide else NAME_WIDTH
+        extra = f"{'type':4} {'file KB':>7} " if self.wide else ""
+        return f"  use   {'file':<{width}} {'size':>9} {extra}note"
 
     def wide_changed(self) -> None:
         self.query_one("#images-head", Static).update(self._head())
@@ -545,13 +545,13 @@ class ImagesScreen(StepScreen):
         mark = self.wizard.glyphs.cursor if cursor else " "
         state = row.state if not row.broken or row.excluded else self.wizard.glyphs.failed
         note = row.note if len(row.note) <= NOTE_WIDTH else row.note.replace("small: ", "small ")
-        if self.wide:
+        width = WIDE_NAME_WIDTH if self.wide else NAME_WIDTH
+        extra = ""
+        if self.wide:  # 120x40: the format and the file size too
             kind = row.image.format[:4] if row.image is not None else ""
-            line = (f"{mark} {state:<5} {_fit(row.relpath, WIDE_NAME_WIDTH):<{WIDE_NAME_WIDTH}} {row.size:>9} "
-                    f"{kind:4} {row.file_size / 1024:7.0f} {_fit(note, NOTE_WIDTH)}").rstrip()
-        else:
-            line = (f"{mark} {state:<5} {_fit(row.relpath, NAME_WIDTH):<{NAME_WIDTH}} {row.size:>9} "
-                    f"{_fit(note, NOTE_WIDTH)}").rstrip()  # one line per row: a wrapped note looks like a row
+            extra = f"{kind:4} {row.file_size / 1024:7.0f} "
+        line = (f"{mark} {state:<5} {_fit(row.relpath, width):<{width}} {row.size:>9} {extra}"
+                f"{_fit(note, NOTE_WIDTH)}").rstrip()  # one line per row: a wrapped note looks like a row
         return Text(line, style="dim" if row.excluded else ("red" if row.broken else ""), no_wrap=True,
                     overflow="crop")
 

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, OptionList, Static
 
+from loratui.dataset.tag_categories import tag_kind
 from loratui.tui.commands import Command, ListedCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.job_panel import JobPanel
@@ -288,11 +289,7 @@ class TagsScreen(StepScreen):
             bar = "#" * (eighths // 2) + "+" * (eighths % 2)
         else:
             bar = "█" * (eighths // 2) + "▌" * (eighths % 2)
-        kind = ""
-        if self.wide:
-            from loratui.dataset.tag_categories import tag_kind
-
-            kind = f" {tag_kind(row.tag):{KIND_WIDTH}}"
+        kind = f" {tag_kind(row.tag):{KIND_WIDTH}}" if self.wide else ""
         text = f"{cursor} {use:5} {tag:{TAG_WIDTH}}{kind} {row.count:4} {row.share * 100:3.0f}% {bar}"
         return text.replace("[", r"\[")
 
