@@ -180,6 +180,15 @@ async def test_ascii_mode_draws_no_wide_glyphs(project):
         assert all(ord(ch) < 128 for ch in bar)
 
 
+def _assert_footer_fits(app, where) -> None:
+    # One entry per action, as the footer draws them (? and f1 are one "Help").
+    shown = list({b.binding.action: b.binding for b in app.screen.active_bindings.values()
+                  if b.binding.show}.values())
+    # What the footer draws: "key description" per binding, then the palette key at the right.
+    drawn = sum(len(app.get_key_display(b)) + len(b.description) + 2 for b in shown)
+    assert drawn + len("▏^p palette") <= 80, (where, [(b.key, b.description) for b in shown])
+
+
 async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(project):
     app = WizardApp(project.root)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -187,16 +196,19 @@ async def test_every_footer_fits_80_columns_and_no_screen_binds_a_key_twice(proj
             await pilot.press("ctrl+g", str(number))
             await pilot.pause()
             footer = app.screen.query_one(Footer)
-            # One entry per action, as the footer draws them (? and f1 are one "Help").
-            shown = list({b.binding.action: b.binding for b in app.screen.active_bindings.values()
-                          if b.binding.show}.values())
-            # What the footer draws: "key description" per binding, then the palette key at the right.
-            drawn = sum(len(app.get_key_display(b)) + len(b.description) + 2 for b in shown)
-            assert drawn + len("▏^p palette") <= 80, (number, [(b.key, b.description) for b in shown])
+            _assert_footer_fits(app, number)
             screen_keys = [k for b in app.screen.BINDINGS for k in (b.key if isinstance(b, Binding) else
                                                                      b[0]).split(",")]
             assert len(screen_keys) == len(set(screen_keys)), (number, screen_keys)
             assert footer.region.width == 80
+
+        # The footer follows state: editing a crop box has the most keys of part 1's screens.
+        await pilot.press("ctrl+g", "2")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.editing
+        _assert_footer_fits(app, "crop, editing a box")
 
 
 async def test_a_job_panel_starts_prepare_detached_follows_it_to_the_end_and_reattaches(project):
