@@ -111,3 +111,21 @@ def test_thumbnails_are_made_once_small_and_upright_and_remade_for_a_changed_fil
     assert thumbnail_path(picture, cache_dir) != made
     assert load_thumbnail(picture, cache_dir).size == (100, 50)  # never enlarged
     assert load_thumbnail(picture, None).size == (100, 50)  # without a project: no cache, same picture
+
+
+def test_the_thumbnail_cache_is_kept_under_its_size_oldest_first(folder, tmp_path):
+    from loratui.dataset.thumbnails import prune_thumbnails
+
+    cache_dir = tmp_path / "thumbs"
+    made = []
+    for index, picture in enumerate(sorted(folder.glob("p*.png"))):
+        load_thumbnail(picture, cache_dir)
+        made.append(thumbnail_path(picture, cache_dir))
+        os.utime(made[-1], ns=(index * 10**9, index * 10**9))  # made one after the other
+    sizes = [path.stat().st_size for path in made]
+    assert prune_thumbnails(cache_dir, max_bytes=sum(sizes)) == 0  # within bounds: nothing goes
+    assert prune_thumbnails(cache_dir, max_bytes=sum(sizes) - 1) == 1
+    assert not made[0].exists() and made[1].exists() and made[2].exists()  # the oldest went first
+    assert prune_thumbnails(tmp_path / "none", max_bytes=0) == 0  # no folder yet: nothing to do
+    load_thumbnail(folder / "p0.png", cache_dir)  # a pruned one is only made again
+    assert made[0].exists()

@@ -144,6 +144,13 @@ async def test_quit_while_a_job_runs_asks_and_the_job_goes_on(project):
             await pilot.press("ctrl+q")
             assert isinstance(app.screen, QuitDialog)
             await pilot.pause(DIALOG_KEY_GRACE_S)
+            # which button enter presses shows without colour: the focused one is marked
+            assert str(app.screen.query_one("#quit").label) == "▸ Quit, keep prepare"
+            assert str(app.screen.query_one("#stay").label) == "  Stay"
+            await pilot.press("tab")
+            assert str(app.screen.query_one("#quit").label) == "  Quit, keep prepare"
+            assert str(app.screen.query_one("#stay").label) == "▸ Stay"
+            await pilot.press("shift+tab")
             await pilot.press("escape")  # stay
             assert isinstance(app.screen, StepScreen)
             # Keys typed ahead of the dialog (here: at once) are dropped, never taken as its answer.
@@ -178,6 +185,17 @@ async def test_ascii_mode_draws_no_wide_glyphs(project):
         bar = _text(app.screen.query_one(StepBar))
         assert bar.startswith(" akari | [1 Images] > 2 Crop > 3 Tags")
         assert all(ord(ch) < 128 for ch in bar)
+        # Textual's own scrollbars: a '#' thumb instead of eighth blocks and reversed colour
+        from textual.scrollbar import ScrollBar
+
+        drawn = ScrollBar.renderer.render_bar(size=10, virtual_size=40, window_size=10, position=3)
+        text = "".join(segment.text for segment in drawn.segments)
+        assert "#" in text and all(ord(ch) < 128 for ch in text)
+    async with WizardApp(project.root).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        from textual.scrollbar import ScrollBar, ScrollBarRender
+
+        assert ScrollBar.renderer is ScrollBarRender  # the next wizard without --ascii draws Textual's own
 
 
 def _assert_footer_fits(app, where) -> None:

@@ -341,3 +341,53 @@ async def test_reopening_takes_the_scan_from_the_cache_and_previews_from_thumbna
         await _scanned(pilot, screen)
         assert _rows(screen) == first  # the broken file's reason included
         assert "Scan done" in _text(screen.query_one(StatusLine))
+
+
+async def test_ctrl_t_shows_thumbnails_that_move_toggle_filter_and_zoom_like_the_list(project):
+    from loratui.tui.widgets.thumb_grid import ThumbGrid
+
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _scanned(pilot, screen)
+        await pilot.press("ctrl+t")
+        grid = screen.query_one(ThumbGrid)
+        assert screen.has_class("-thumbs") and grid.has_focus
+        assert not screen.query_one("#images-main").display  # the grid stands in for the list and preview
+        assert grid.layout_now.columns == 4 and grid.layout_now.rows == 2  # 4x2 tiles at 80x24
+        await _until_drawn(pilot, grid)
+        text = str(grid.render())
+        # problems first, as in the list: the broken file leads, drawn as words, the cursor on it
+        assert "▸✗ zz_cut.png" in text and "✗ broken file" in text
+        await pilot.press("right")  # demo_001.png, the list's cursor follows
+        assert screen.query_one("#images-list", OptionList).highlighted == 1
+        assert "▸keep demo_001.png" in str(grid.render())
+        assert "demo_001.png" in str(screen.query_one("#images-grid-box").border_subtitle)
+        await pilot.press("space")
+        assert _exclude(project) == ["demo_001.png"]
+        assert "▸EXCL demo_001.png" in str(grid.render())
+        await pilot.press("ctrl+z")
+        assert _exclude(project) == []
+        await pilot.press("down")  # one tile row down: four tiles on
+        assert screen.query_one("#images-list", OptionList).highlighted == 5
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ZoomScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("c", "o", "p")  # letters filter the tiles too
+        assert screen.query_one("#images-filter", Input).value == "cop"
+        assert len(grid.tiles) == 1 and "demo_001_copy" in grid.tiles[0].label
+        await pilot.press("escape")  # clears the filter first ...
+        assert len(grid.tiles) == 6 and screen.thumbs
+        await pilot.press("escape")  # ... then goes back to the list
+        assert not screen.thumbs and screen.query_one("#images-list").has_focus
+        assert app.screen is screen
+
+
+async def _until_drawn(pilot, grid, timeout: float = 20.0) -> None:
+    waited = 0.0
+    while sum(1 for tile in grid.tiles[:8] if tile.path is not None) > len(grid.drawn):
+        await pilot.pause(0.05)
+        waited += 0.05
+        assert waited < timeout, "the thumbnails were not drawn"

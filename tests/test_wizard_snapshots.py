@@ -102,3 +102,47 @@ async def _settle(pilot) -> None:
     for field in pilot.app.screen.query(Input):  # a blinking cursor is drawn or not by when the frame is taken
         field.cursor_blink = False
     await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_images_thumbnails(snap_compare, snap_project, size):
+    async def thumbs(pilot):
+        await pilot.press("ctrl+g", "1")
+        await _settle(pilot)
+        await pilot.press("ctrl+t", "right")
+        await _settle(pilot)
+
+    assert snap_compare(WizardApp(snap_project.root), terminal_size=SIZES[size], run_before=thumbs)
+
+
+def test_folder_dialog(snap_compare, snap_project):
+    async def open_it(pilot):
+        await pilot.press("ctrl+g", "1")
+        await _settle(pilot)
+        await pilot.press("ctrl+o")
+        await _settle(pilot)
+
+    assert snap_compare(WizardApp(snap_project.root), terminal_size=(80, 24), run_before=open_it)
+
+
+def test_tagger_dialog_in_ascii(snap_compare, snap_project, monkeypatch):
+    """--ascii on a dialog with Textual's buttons and a list: plain characters only."""
+    import time
+    from types import SimpleNamespace
+
+    from loratui.cli import main
+    from loratui.tui.widgets import status_line
+
+    # The status line says when prepare finished: the same minute in every run.
+    monkeypatch.setattr(status_line, "time", SimpleNamespace(localtime=time.localtime,
+                                                             strftime=lambda fmt, when=None: "12:00"))
+
+    assert main(["prepare", str(snap_project.root)]) == 0
+
+    async def open_it(pilot):
+        await pilot.press("ctrl+g", "3")
+        await _settle(pilot)
+        await pilot.press("ctrl+r")
+        await _settle(pilot)
+
+    assert snap_compare(WizardApp(snap_project.root, ascii_only=True), terminal_size=(80, 24), run_before=open_it)

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from loratui.cli import main
 from loratui.project import Project, create_project
@@ -96,7 +96,7 @@ async def test_filter_del_two_tags_set_the_trigger_write_and_undo(tagged):
         assert isinstance(screen.focused, TagList)  # the trigger is set: the list has the focus
         assert "first in 6/6" in _text(screen.query_one("#trigger-info"))
         everything = len(screen.shown)
-        assert everything > 5 and all(" keep " in prompt for prompt in _prompts(screen))
+        assert everything > 5 and all(" keep " in prompt or " trig  akari" in prompt for prompt in _prompts(screen))
 
         await pilot.press("b", "l", "u")  # letters filter the list
         assert {row.tag for row in screen.shown} <= {"blue eyes", "blush", "blue sky"}
@@ -154,7 +154,7 @@ async def test_filter_del_two_tags_set_the_trigger_write_and_undo(tagged):
         assert tagged.config_path.read_bytes() == toml_before
         await _until(pilot, lambda: screen.loaded is not None and not screen._busy)
         assert screen.query_one("#trigger", Input).value == "akari"
-        assert all(" keep " in p for p in _prompts(screen))
+        assert all(" keep " in p or " trig  akari" in p for p in _prompts(screen))
 
 
 def _prompts(screen) -> list[str]:
@@ -466,3 +466,24 @@ async def test_the_tagger_dialog_checks_thresholds_and_picks_the_merge_mode():
     (options,) = results
     assert (options.model, options.general_threshold, options.character_threshold, options.merge) == \
         ("some/model", 0.5, 0.85, "overwrite")
+
+
+async def test_the_trigger_row_reads_trig_and_space_on_it_says_why_it_stays(tagged):
+    app = WizardApp(tagged.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, app)
+        tags = screen.query_one("#tags", OptionList)
+        index = next(i for i, row in enumerate(screen.shown) if row.tag == "akari")
+        assert str(tags.get_option_at_index(index).prompt).lstrip("▸ ").split()[:2] == ["trig", "akari"]
+        tags.highlighted = index
+        await pilot.pause()
+        await pilot.press("space")
+        assert not screen.marks  # nothing pending: the trigger is not a tag to delete
+        assert "akari is the trigger, always first" in str(screen.query_one(StatusLine).render())
+        # another trigger typed: the old word becomes a plain tag row, the new one is marked as it is typed
+        field = screen.query_one("#trigger", Input)
+        field.value = "blush"
+        await pilot.pause()
+        blush = next(i for i, row in enumerate(screen.shown) if row.tag == "blush")
+        assert str(tags.get_option_at_index(blush).prompt).lstrip("▸ ").split()[:2] == ["trig", "blush"]
+        assert " trig " not in str(tags.get_option_at_index(index).prompt)

@@ -78,3 +78,37 @@ async def test_images_and_crop_at_120x40_add_their_columns(tagged):
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert _prompts(crop.query_one("#crop-list", OptionList))[0].split()[-1].endswith((".png", ".jpg", "UP"))
+
+
+async def test_images_advice_is_a_side_column_and_crop_shows_the_output_sizes_at_120x40(tagged):
+    app = WizardApp(tagged.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+g", "1")
+        screen = app.screen
+        assert isinstance(screen, ImagesScreen)
+        await _until(pilot, lambda: screen.scanned_all)
+        await pilot.pause()
+        side = screen.query_one("#images-advice")
+        assert side.display and not screen.query_one("#images-checks").display
+        lines = str(side.render()).split("\n")
+        # every check of the engine's advice, each in full on its own line (the 80x24 rows hold two)
+        assert lines[0].startswith("! 6 pictures") or lines[0].startswith("! Only 6 pictures"), lines
+        assert any(line.startswith("i Short sides") for line in lines), lines
+        assert any("clear subject" in line.lower() for line in lines)
+
+        await pilot.press("ctrl+g", "2")
+        crop = app.screen
+        assert isinstance(crop, CropScreen)
+        await _until(pilot, lambda: len(crop.plans) == len(crop.pictures) and crop.pictures)
+        await pilot.pause(0.4)
+        histogram = crop.query_one("#crop-histogram")
+        assert histogram.display and histogram.border_title == "output sizes"
+        rows = str(histogram.render()).split("\n")
+        # focal crops: every picture becomes one 512x512 square, so one full bar with the count
+        assert len(rows) == 1 and rows[0].split()[0] == "512x512" and rows[0].split()[-1] == str(len(crop.plans))
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not histogram.display
+        await pilot.press("ctrl+g", "1")  # Images follows the size when it is shown again
+        await pilot.pause()
+        assert screen.query_one("#images-checks").display and not side.display

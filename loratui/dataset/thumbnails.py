@@ -48,3 +48,29 @@ def load_thumbnail(path: Path, cache_dir: Path | None) -> Image.Image:
         except OSError:
             pass
     return image
+
+
+MAX_CACHE_BYTES = 256 * 1024 * 1024  # some 5 000 thumbnails: every picture of a few big projects
+
+
+def prune_thumbnails(cache_dir: Path, max_bytes: int = MAX_CACHE_BYTES) -> int:
+    """Delete the oldest thumbnails until the folder holds at most ``max_bytes``; returns how many went.
+
+    A thumbnail's name says nothing of the file it came from once that file changed or went, so the cache is
+    kept in bounds by size; one deleted too early is only decoded again."""
+    try:
+        found = [(entry.stat().st_mtime_ns, entry.stat().st_size, entry) for entry in cache_dir.glob("*.png")]
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in found)
+    removed = 0
+    for _, size, entry in sorted(found, key=lambda item: item[0]):
+        if total <= max_bytes:
+            break
+        try:
+            entry.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed

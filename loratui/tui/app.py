@@ -108,6 +108,12 @@ class WizardApp(App):
         return name
 
     def on_mount(self) -> None:
+        from textual.scrollbar import ScrollBar, ScrollBarRender
+
+        from loratui.tui.widgets.ascii_scrollbar import AsciiScrollBarRender
+
+        # A class setting in Textual; one wizard per process, so it follows this app's mode.
+        ScrollBar.renderer = AsciiScrollBarRender if self.ascii_only else ScrollBarRender
         if self.ascii_only:
             self.add_class("-ascii")
         if self.project is not None:

@@ -146,10 +146,12 @@ class CropScreen(StepScreen):
     CropScreen #mode { margin-left: 3; }
     CropScreen #mode:focus { text-style: bold reverse; }
     CropScreen #crop-main { height: 1fr; }
-    CropScreen #crop-list { width: 31; height: 1fr; border: round $panel; padding: 0;
-        scrollbar-size-vertical: 1; }
+    CropScreen #crop-left { width: 31; height: 1fr; }
+    CropScreen #crop-list { height: 1fr; border: round $panel; padding: 0; scrollbar-size-vertical: 1; }
     CropScreen #crop-list:focus { border: heavy $accent; }
-    CropScreen.-wide #crop-list { width: 47; }
+    CropScreen.-wide #crop-left { width: 47; }
+    CropScreen #crop-histogram { display: none; height: auto; max-height: 9; border: round $panel; }
+    CropScreen.-wide #crop-histogram { display: block; }
     CropScreen #crop-preview { width: 1fr; height: 1fr; border: round $panel; }
     CropScreen #crop-preview.-editing { border: heavy $accent; }
     CropScreen #crop-buckets { height: auto; max-height: 4; }
@@ -191,7 +193,9 @@ class CropScreen(StepScreen):
             yield Static(" px")
             yield ModeChoice(mode, on, id="mode")
         with Horizontal(id="crop-main"):
-            yield OptionList(id="crop-list")
+            with Vertical(id="crop-left"):
+                yield OptionList(id="crop-list")
+                yield Static("", id="crop-histogram")  # 120x40: how many pictures go to each output size
             with CropPreview(id="crop-preview"):
                 yield Static("", id="crop-buckets")
                 yield Picture(id="crop-picture")
@@ -202,7 +206,7 @@ class CropScreen(StepScreen):
 
     def on_mount(self) -> None:
         if self.wizard.ascii_only:
-            for box in self.query("#crop-list, #crop-preview"):
+            for box in self.query("#crop-list, #crop-preview, #crop-histogram"):
                 box.add_class("-ascii-box")
         self.query_one("#crop-list", OptionList).focus()
         self.reload()
@@ -283,6 +287,7 @@ class CropScreen(StepScreen):
     def wide_changed(self) -> None:
         if self.shown:
             self._refresh_rows()
+        self._show_histogram()
 
     def _fill_list(self) -> None:
         listing = self.query_one("#crop-list", OptionList)
@@ -444,7 +449,28 @@ class CropScreen(StepScreen):
         marks[(x0, y0)], marks[(x1, y0)], marks[(x0, y1)], marks[(x1, y1)] = corners
         return marks
 
+    def _show_histogram(self) -> None:
+        if not self.wide:
+            return
+        from loratui.dataset.crop_view import bucket_table
+
+        histogram = self.query_one("#crop-histogram", Static)
+        histogram.border_title = "output sizes"
+        table = bucket_table([p.size for p in self.plans.values() if not p.error])
+        if not table:
+            histogram.update("sizes follow when the boxes are worked out")
+            return
+        shown, rest = table[:7], table[7:]
+        most = shown[0][1]
+        width = 45 - 2 - 10 - 5  # the box's inside, less the size label and the count
+        block = "#" if self.wizard.ascii_only else "█"
+        lines = [f"{w:>4}x{h:<4} {block * max(1, round(n * width / most)):<{width}} {n:>4}" for (w, h), n in shown]
+        if rest:
+            lines.append(f"… {len(rest)} more sizes, {sum(n for _, n in rest)} pictures")
+        histogram.update("\n".join(lines))
+
     def _show_buckets(self) -> None:
+        self._show_histogram()
         buckets = self.query_one("#crop-buckets", Static)
         if not self.config or self.config.dataset.crop != "none":
             buckets.display = False

@@ -3,7 +3,8 @@
 The scan runs in a thread worker and rows appear as files are read; ``space`` toggles a picture's exclusion,
 which is written at once to the concept's ``exclude`` list in loratui.toml (through ``project.update``) and
 ``^z`` undoes it. Letters filter the list by name; ``^f`` cycles problems first / all by name / EXCL only; ``^o``
-changes the source folder; ``^r`` rescans; ``enter`` shows the picture on the whole screen. With several
+changes the source folder; ``^r`` rescans; ``enter`` shows the picture on the whole screen; ``^t`` swaps the list
+for a grid of thumbnails (the same cursor, filter and keys). With several
 concepts this screen shows the first one (a concept switcher comes later).
 """
 
@@ -28,6 +29,7 @@ from loratui.errors import LoratuiError
 from loratui.tui.commands import Command, ListedCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.picture import Picture
+from loratui.tui.widgets.thumb_grid import ThumbGrid, Tile
 
 if TYPE_CHECKING:
     from loratui.dataset.image_inspect import ImageReport
@@ -239,6 +241,7 @@ class ImagesCommands(ListedCommands):
             ("Include all pictures", "empty the exclude list", screen.action_include_all),
             ("Rescan the folder", "^r", screen.action_rescan),
             ("Choose the folder of pictures", "^o", screen.action_choose_folder),
+            ("Show thumbnails / the list", "^t", screen.action_toggle_thumbnails),
         ]
 
 
@@ -260,6 +263,7 @@ class ImagesScreen(StepScreen):
         ("^f", "show problems first / all by name / EXCL"),
         ("^o", "choose the folder of pictures"),
         ("^r", "rescan the folder"),
+        ("^t", "thumbnails / the list"),
         ("^z", "undo the last keep/EXCL change"),
     )
     COMMANDS = {ImagesCommands}
@@ -268,6 +272,7 @@ class ImagesScreen(StepScreen):
         Binding("ctrl+o", "choose_folder", "Folder", key_display="^o", id="images.folder"),
         Binding("ctrl+f", "cycle_view", "Show", key_display="^f", id="images.view"),
         Binding("ctrl+r", "rescan", "Rescan", show=False, id="images.rescan"),
+        Binding("ctrl+t", "toggle_thumbnails", "Thumbs", show=False, id="images.thumbs"),
         Binding("ctrl+z", "undo", "Undo", show=False, id="images.undo"),
         Binding("escape", "escape", "Back", key_display="esc", id="images.back"),
     ]
@@ -285,8 +290,14 @@ class ImagesScreen(StepScreen):
     #images-picture { height: 1fr; }
     #images-facts { height: 5; }
     #images-checks { height: 2; }
+    #images-advice { display: none; height: auto; max-height: 14; border-top: solid $panel; }
+    ImagesScreen.-wide #images-advice { display: block; }
+    ImagesScreen.-wide #images-checks { display: none; }
+    #images-grid-box { display: none; height: 1fr; border: heavy $accent; }
+    ImagesScreen.-thumbs #images-grid-box { display: block; }
+    ImagesScreen.-thumbs #images-main { display: none; }
     ImagesScreen.-wide #images-left { width: 68; }
-    .-ascii #images-left, .-ascii #images-right { border: ascii $accent; }
+    .-ascii #images-left, .-ascii #images-right, .-ascii #images-grid-box { border: ascii $accent; }
     """
     SCOPED_CSS = False  # every rule names this screen's own ids; unscoped so the app's -ascii class reaches them
 
@@ -307,6 +318,7 @@ class ImagesScreen(StepScreen):
         self.undo: list[tuple[str, str, list[str]]] = []  # (what was done, source before, exclude before)
         self.error = ""
         self.cursor_row = ""  # the row drawn with the cursor mark
+        self.thumbs = False  # ^t: the grid of thumbnails stands in for the list and the preview
 
     # --- layout ---------------------------------------------------------------------------------------------
 
@@ -320,6 +332,9 @@ class ImagesScreen(StepScreen):
             with Vertical(id="images-right"):
                 yield Picture(id="images-picture")
                 yield Static("", id="images-facts")
+                yield Static("", id="images-advice")  # 120x40: every check, not only the first two lines
+        with Vertical(id="images-grid-box"):
+            yield ThumbGrid(id="images-grid", cursor_glyph=self.wizard.glyphs.cursor)
         yield Static("", id="images-checks")
 
     def on_mount(self) -> None:
@@ -423,6 +438,9 @@ class ImagesScreen(StepScreen):
                 cache.save()  # after a cancel too: what was decoded is kept
             self.post_message(ScanFound(scan, batch, done, len(entries)))
             self.post_message(ScanDone(scan, time.monotonic() - started))
+            from loratui.dataset.thumbnails import THUMBS_DIR, prune_thumbnails
+
+            prune_thumbnails(project.state_dir / THUMBS_DIR)  # here, in the thread: it lists the whole folder
         except LoratuiError as exc:
             self.post_message(ScanFailed(scan, str(exc), source, concept_name))
         except OSError as exc:
@@ -540,6 +558,8 @@ class ImagesScreen(StepScreen):
         self.query_one("#images-head", Static).update(self._head())
         if self.rows:
             self._fill(keep_order=True)
+        else:
+            self._draw_checks()
 
     def _prompt(self, row: Row, cursor: bool) -> Text:
         mark = self.wizard.glyphs.cursor if cursor else " "
@@ -577,6 +597,8 @@ class ImagesScreen(StepScreen):
         self._draw_counts()
         self._draw_checks()
         self._draw_facts()
+        if self.thumbs:
+            self._fill_grid()
 
     def _empty_text(self) -> str:
         if self.error:
@@ -605,8 +627,10 @@ class ImagesScreen(StepScreen):
 
     def _draw_checks(self) -> None:
         checks = self.query_one("#images-checks", Static)
+        side = self.query_one("#images-advice", Static)
         if not self.scanned_all:
             checks.update(" ...checks follow when the scan is done" if self.scanning else "")
+            side.update("...checks follow when the scan is done" if self.scanning else "")
             return
         from loratui.dataset.image_inspect import GOOD_SCALE, IDEAL_IMAGES, MIN_IMAGES
         from loratui.dataset.image_stream import advice_for_kept
@@ -643,6 +667,12 @@ class ImagesScreen(StepScreen):
         mark = "!" if any(a.message == tip and a.level == "warn" for a in advice) else "i"
         second = _fit_words(f" {mark} {tip[0].upper() + tip[1:]}", 78) + "."
         checks.update(_fit(first, 79) + "\n" + second)
+        # 120x40: the side column has room for every check in full, one per line (wrapped by the Static).
+        marks = {"ok": glyphs.done, "warn": "!"}
+        lines = [f"{marks.get(item.level, 'i')} {item.message[0].upper() + item.message[1:]}." for item in advice]
+        if not self.rows or count == 0:
+            lines = [f"! {tip[0].upper() + tip[1:]}."]
+        side.update("\n".join(lines))
 
     def _current(self) -> Row | None:
         listing = self.query_one(FileList)
@@ -697,9 +727,15 @@ class ImagesScreen(StepScreen):
             self._redraw_row(current.relpath, True)
         self.cursor_row = current.relpath if current else ""
         self._draw_facts()
+        if self.thumbs and event.option_index is not None:
+            self.query_one(ThumbGrid).set_cursor(event.option_index)
+            self._draw_grid_titles()
 
     @on(OptionList.OptionSelected, "#images-list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._zoom()
+
+    def _zoom(self) -> None:
         row = self._current()
         if row is None:
             return
@@ -712,6 +748,9 @@ class ImagesScreen(StepScreen):
 
     def on_key(self, event) -> None:
         listing = self.query_one(FileList)
+        if self.thumbs and self.focused is self.query_one(ThumbGrid):
+            self._grid_key(event)
+            return
         if self.focused is listing and event.is_printable and event.character and event.character not in " ?":
             field = self.query_one("#images-filter", Input)
             field.focus()
@@ -733,12 +772,73 @@ class ImagesScreen(StepScreen):
         field = self.query_one("#images-filter", Input)
         if field.value:
             field.value = ""
-            self.query_one(FileList).focus()
+            (self.query_one(ThumbGrid) if self.thumbs else self.query_one(FileList)).focus()
             self.say("Filter cleared.")
+        elif self.thumbs:
+            self.action_toggle_thumbnails()
         elif self.focused is field:
             self.query_one(FileList).focus()
         else:
             self.wizard.action_back()
+
+    # --- thumbnails -----------------------------------------------------------------------------------------
+
+    def action_toggle_thumbnails(self) -> None:
+        self.thumbs = not self.thumbs
+        self.set_class(self.thumbs, "-thumbs")
+        if self.thumbs:
+            self._fill_grid()
+            self.query_one(ThumbGrid).focus()
+            self.say("Thumbnails: arrows move, enter zooms; ^t or esc: the list.")
+        else:
+            self.query_one(FileList).focus()
+            self.say("The list again. ^t shows thumbnails.")
+
+    def _fill_grid(self) -> None:
+        failed = self.wizard.glyphs.failed
+        tiles = []
+        for relpath in self.shown:
+            row = self.rows[relpath]
+            state = failed if row.broken and not row.excluded else row.state
+            tiles.append(Tile(None if row.broken else row.path, f"{state} {relpath}", dim=row.excluded,
+                              why=f"{failed} broken file" if row.broken else ""))
+        highlighted = self.query_one(FileList).highlighted
+        self.query_one(ThumbGrid).set_tiles(tiles, highlighted if highlighted is not None and tiles else 0)
+        self._draw_grid_titles()
+
+    def _draw_grid_titles(self) -> None:
+        box = self.query_one("#images-grid-box")
+        left = self.query_one("#images-left")
+        box.border_title = str(left.border_title or "")
+        grid = self.query_one(ThumbGrid)
+        per_page = grid.layout_now.per_page
+        pages = max(1, -(-len(grid.tiles) // per_page))
+        row = self._current()
+        facts = ""
+        if row is not None:
+            facts = f"{row.relpath}  {row.size}  {row.note}".rstrip() + "  "
+        width = max(20, (box.size.width or 80) - 6)
+        box.border_subtitle = _fit(f"{facts}page {grid.cursor // per_page + 1}/{pages}", width)
+
+    @on(ThumbGrid.Moved)
+    def _grid_moved(self, event: ThumbGrid.Moved) -> None:
+        listing = self.query_one(FileList)
+        if event.index < len(self.shown):
+            listing.highlighted = event.index  # the list's cursor is the one every action reads
+
+    def _grid_key(self, event) -> None:
+        field = self.query_one("#images-filter", Input)
+        if event.key == "enter":
+            self._zoom()
+        elif event.key == "backspace" and field.value:
+            field.value = field.value[:-1]
+        elif event.is_printable and event.character and event.character not in " ?":
+            field.value += event.character
+            self.say(f"Filter: {field.value} (esc clears it)")
+        else:
+            return
+        event.stop()
+        event.prevent_default()
 
     def action_cycle_view(self) -> None:
         self.view = (self.view + 1) % len(VIEWS)

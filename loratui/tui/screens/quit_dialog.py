@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from loratui.tui.screens.confirm import ConfirmDialog
+from loratui.tui.widgets.marked_button import MarkedButton
 
 
 class QuitDialog(ConfirmDialog[bool]):
@@ -23,8 +24,8 @@ class QuitDialog(ConfirmDialog[bool]):
             yield Static(f"The {self.job} job keeps running after you quit; nothing is lost.\n"
                          "Come back to it with:\n" + "\n".join(f"  {c}" for c in self.commands))
             with Horizontal(id="quit-buttons"):
-                yield Button(f"Quit, keep {self.job}", id="quit", variant="primary")
-                yield Button("Stay", id="stay")
+                yield MarkedButton(f"Quit, keep {self.job}", id="quit", variant="primary")
+                yield MarkedButton("Stay", id="stay")
 
     def on_mount(self) -> None:
         self.query_one("#quit", Button).focus()

@@ -11,6 +11,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, OptionList, Static
 
 from loratui.jobs.command import TagOptions
+from loratui.tui.widgets.marked_button import MarkedButton
 
 MERGE_MODES = (
     ("append", "append: keep each caption, add the new tags"),
@@ -70,8 +71,8 @@ class TaggerDialog(ModalScreen[TagOptions | None]):
             yield MergeList(*self._merge_prompts(), id="merge")
             yield Static("", id="tagger-error")
             with Horizontal(id="tagger-buttons"):
-                yield Button("Run tagger", id="run", variant="primary")
-                yield Button("Cancel", id="cancel")
+                yield MarkedButton("Run tagger", id="run", variant="primary")
+                yield MarkedButton("Cancel", id="cancel")
 
     def _merge_prompts(self) -> list[str]:
         on = "*" if getattr(self.app, "ascii_only", False) else "◉"

@@ -138,7 +138,7 @@ class TagsScreen(StepScreen):
     TagsScreen #caption-edit, TagsScreen #caption-edit:focus { height: 1; border: none; padding: 0; display: none; }
     TagsScreen.-editing #caption-edit { display: block; }
     TagsScreen.-editing #pending { display: none; }
-    TagsScreen JobPanel { height: 1; }
+    TagsScreen JobPanel { height: auto; max-height: 3; }  /* a failure wraps: its fix is at the end */
     TagsScreen #caption-box { display: none; width: 34; border: round $panel; }
     TagsScreen.-wide #pics-box { width: 26; }
     TagsScreen #caption-picture { height: 16; }
@@ -160,6 +160,7 @@ class TagsScreen(StepScreen):
         self.filter_mode = "all"
         self.sort_by = "count"
         self.shown: list = []  # TagRow in the list's order
+        self._trig_rows: set[str] = set()  # keys of the rows drawn as the trigger (trig)
         self.pictures: list = []  # CaptionEntry in the pictures list's order
         self._next_after_write = False
         self._busy = False
@@ -271,6 +272,7 @@ class TagsScreen(StepScreen):
         old = self.shown[tags.highlighted].key if self.shown and tags.highlighted is not None \
             and tags.highlighted < len(self.shown) else None
         self.shown = [row for row in table.sorted(self.sort_by) if self._visible(row)]
+        self._trig_rows = {row.key for row in self.shown if self._is_trigger(row)}
         tags.set_options([self._prompt(row, False) for row in self.shown])
         self._tag_cursor = -1
         if self.shown:
@@ -282,7 +284,7 @@ class TagsScreen(StepScreen):
     def _prompt(self, row, current: bool) -> str:
         glyphs = self.wizard.glyphs
         cursor = glyphs.cursor if current else " "
-        use = "DEL" if self.is_deleted(row) else "keep"
+        use = "trig" if self._is_trigger(row) else "DEL" if self.is_deleted(row) else "keep"
         tag = row.tag if len(row.tag) <= TAG_WIDTH else row.tag[:TAG_WIDTH - 1] + "…"
         eighths = round(row.share * BAR_CELLS * 2)
         if self.wizard.ascii_only:
@@ -335,10 +337,19 @@ class TagsScreen(StepScreen):
             return None
         return self.shown[tags.highlighted]
 
+    def _is_trigger(self, row) -> bool:  # noqa: ANN001
+        from loratui.dataset.captions import split_tags, tag_key
+
+        trigger = self.query_one("#trigger", Input).value.strip()
+        return tag_key(row.tag) in {tag_key(word) for word in split_tags(trigger)}
+
     def toggle_highlighted(self) -> None:
         row = self.highlighted_row()
         if row is None:
             self.say("No tag to toggle: clear the filter (esc) or run the tagger (^r).")
+            return
+        if self._is_trigger(row):
+            self.say(f"{row.tag} is the trigger, always first: edit it at the top.", "!")
             return
         wanted = not self.is_deleted(row)
         if wanted == row.deleted:
@@ -419,6 +430,16 @@ class TagsScreen(StepScreen):
         if self.loaded is not None and not self.loaded.error:
             self._show_pending()
             self._show_pictures()
+            self._mark_trigger_rows()
+
+    def _mark_trigger_rows(self) -> None:
+        """Redraw the rows whose trig mark changed with the typed trigger (not the whole list per letter)."""
+        tags = self.query_one(TagList)
+        for index, row in enumerate(self.shown):
+            marked = self._is_trigger(row)
+            if marked != (row.key in self._trig_rows):
+                self._trig_rows.symmetric_difference_update({row.key})
+                tags.replace_option_prompt_at_index(index, self._prompt(row, index == tags.highlighted))
 
     @on(Input.Submitted, "#trigger")
     def _trigger_done(self, event: Input.Submitted) -> None:

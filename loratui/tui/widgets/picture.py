@@ -43,6 +43,7 @@ class Picture(Static):
         self.path: Path | None = None
         self.rows: HalfBlocks | None = None
         self.overlay: Overlay | None = None
+        self.fitted: tuple[int, int] = (0, 0)  # the cells the drawing was made for
 
     def show(self, path: Path | None, overlay: Overlay | None = None) -> None:
         self.overlay = overlay
@@ -54,7 +55,17 @@ class Picture(Static):
             self.update("")
             return
         self.update("loading…")
-        self._decode(path, max(4, self.size.width or 30), max(2, self.size.height or 12))
+        self._start_decode(path)
+
+    def _start_decode(self, path: Path) -> None:
+        self.fitted = (max(4, self.size.width or 30), max(2, self.size.height or 12))
+        self._decode(path, *self.fitted)
+
+    def on_resize(self) -> None:
+        # The box changed (terminal resized, a column beside it filled in): draw the picture for the new size;
+        # the old drawing stays until then.
+        if self.path is not None and (max(4, self.size.width), max(2, self.size.height)) != self.fitted:
+            self._start_decode(self.path)
 
     @work(thread=True, exclusive=True, group="picture", exit_on_error=False)
     def _decode(self, path: Path, columns: int, rows: int) -> None:
@@ -72,11 +83,11 @@ class Picture(Static):
         except (OSError, ValueError) as exc:
             self.app.call_from_thread(self._failed, path, str(exc) or type(exc).__name__)
             return
-        self.app.call_from_thread(self._decoded, path, drawn)
+        self.app.call_from_thread(self._decoded, path, drawn, (columns, rows))
 
-    def _decoded(self, path: Path, rows: HalfBlocks) -> None:
-        if path != self.path:
-            return  # the cursor moved on while this one decoded
+    def _decoded(self, path: Path, rows: HalfBlocks, fitted: tuple[int, int]) -> None:
+        if path != self.path or fitted != self.fitted:
+            return  # the cursor moved on (or the box changed size) while this one decoded
         self.rows = rows
         self.redraw()
 
