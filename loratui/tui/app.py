@@ -31,7 +31,7 @@ STEP_SCREENS: dict[int, str] = {
     2: "loratui.tui.screens.crop:CropScreen",
     3: "loratui.tui.screens.tags:TagsScreen",
 }
-DEMO_BANNER = "DEMO: tiny models, made-up pictures. Every step works; the results mean nothing."
+DEMO_BANNER = "DEMO: tiny models, made-up pictures: every step works, the results mean nothing"
 
 
 class TooSmall(Screen):
