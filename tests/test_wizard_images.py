@@ -273,7 +273,7 @@ async def test_rows_come_from_the_listing_first_then_fill_in_as_the_scan_reads_t
     assert sizes_when_listed == ["..."] * 6  # every file is a row before one is read
 
 
-async def test_with_two_concepts_the_first_is_shown_and_named(project, tmp_path):
+async def test_with_two_concepts_the_first_is_shown_and_the_palette_switches_to_the_next(project, tmp_path):
     from loratui.config import Concept
     from loratui.demo.images import build_demo_images
 
@@ -288,6 +288,22 @@ async def test_with_two_concepts_the_first_is_shown_and_named(project, tmp_path)
         await pilot.press("down", "space")
         config = project.load()
         assert config.concepts[0].exclude == ["demo_001.png"] and config.concepts[1].exclude == []
+        # the palette's "Images: next concept": the second folder, its own exclude list
+        screen.action_next_concept()
+        await _scanned(pilot, screen)
+        assert "concept style (2 of 2)" in _text(screen.query_one("#images-source"))
+        assert len(_rows(screen)) == 2 and "demo_001.png" in _rows(screen)[0]
+        await pilot.press("space")
+        config = project.load()
+        assert config.concepts[0].exclude == ["demo_001.png"] and config.concepts[1].exclude == ["demo_001.png"]
+        await pilot.press("ctrl+z")  # undoes on the concept it was made on
+        assert project.load().concepts[1].exclude == []
+        screen.action_next_concept()  # back to the first; its undo still applies to it
+        await _scanned(pilot, screen)
+        assert "concept akari (1 of 2)" in _text(screen.query_one("#images-source"))
+        await pilot.press("ctrl+z")
+        config = project.load()
+        assert config.concepts[0].exclude == [] and config.concepts[1].exclude == []
 
 
 async def test_coming_back_after_the_resolution_changed_rescans_with_the_new_target(project):

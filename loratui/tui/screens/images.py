@@ -4,8 +4,8 @@ The scan runs in a thread worker and rows appear as files are read; ``space`` to
 which is written at once to the concept's ``exclude`` list in loratui.toml (through ``project.update``) and
 ``^z`` undoes it. Letters filter the list by name; ``^f`` cycles problems first / all by name / EXCL only; ``^o``
 changes the source folder; ``^r`` rescans; ``enter`` shows the picture on the whole screen; ``^t`` swaps the list
-for a grid of thumbnails (the same cursor, filter and keys). With several
-concepts this screen shows the first one (a concept switcher comes later).
+for a grid of thumbnails (the same cursor, filter and keys). With several concepts the palette's "Images: next
+concept" shows the next one; every change and undo applies to the concept it was made on. With several
 """
 
 from __future__ import annotations
@@ -242,6 +242,7 @@ class ImagesCommands(ListedCommands):
             ("Rescan the folder", "^r", screen.action_rescan),
             ("Choose the folder of pictures", "^o", screen.action_choose_folder),
             ("Show thumbnails / the list", "^t", screen.action_toggle_thumbnails),
+            ("Images: next concept", "the pictures of the project's next concept folder", screen.action_next_concept),
         ]
 
 
@@ -315,7 +316,9 @@ class ImagesScreen(StepScreen):
         self.scanning = False
         self.scanned_all = False
         self.cancel: CancelToken | None = None
-        self.undo: list[tuple[str, str, list[str]]] = []  # (what was done, source before, exclude before)
+        # (what was done, source before, exclude before, the concept's index)
+        self.undo: list[tuple[str, str, list[str], int]] = []
+        self.concept_index = 0  # which of the project's concepts is shown
         self.error = ""
         self.cursor_row = ""  # the row drawn with the cursor mark
         self.thumbs = False  # ^t: the grid of thumbnails stands in for the list and the preview
@@ -361,7 +364,7 @@ class ImagesScreen(StepScreen):
             return  # the scan's own message says what is wrong the next time it runs
         if not config.concepts:
             return
-        concept = config.concepts[0]
+        concept = self._concept_of(config)
         if (project.source_dir(concept) != self.source or config.dataset.resolution != self.resolution
                 or config.dataset.crop != self.crop):
             self.start_scan()
@@ -402,7 +405,7 @@ class ImagesScreen(StepScreen):
             config = project.load()
             if not config.concepts:
                 raise LoratuiError("loratui.toml has no concept: ^o chooses the folder with your pictures")
-            concept = config.concepts[0]
+            concept = self._concept_of(config)
             concept_name = concept.name
             source = project.source_dir(concept)
             entries = scan_source(source, concept.recursive, concept.exclude, include_excluded=True)
@@ -527,7 +530,7 @@ class ImagesScreen(StepScreen):
 
     def _show_source(self) -> None:
         source = _home(self.source) if self.source else "(none)"
-        concept = self.concept + (f" (1 of {self.concepts})" if self.concepts > 1 else "")
+        concept = self.concept + (f" ({self.concept_index + 1} of {self.concepts})" if self.concepts > 1 else "")
         files = f"{len(self.rows)} files"
         right = "^o change "
         width = max(40, (self.size.width or 80))
@@ -895,11 +898,12 @@ class ImagesScreen(StepScreen):
         if project is None:
             return
         before: dict[str, object] = {}
+        index = self.concept_index
 
         def edit(config) -> None:
-            if not config.concepts:
-                raise LoratuiError("loratui.toml has no concept any more: ^o chooses the folder of pictures")
-            concept = config.concepts[0]
+            if len(config.concepts) <= index:
+                raise LoratuiError("loratui.toml has no such concept any more: ^o chooses the folder of pictures")
+            concept = config.concepts[index]
             before["source"], before["exclude"] = concept.source, list(concept.exclude)
             change(concept.exclude)
 
@@ -908,8 +912,8 @@ class ImagesScreen(StepScreen):
         except (LoratuiError, OSError, ValueError) as exc:
             self.say(f"loratui.toml was not changed: {exc}", "✗")
             return
-        self.undo.append((what, str(before["source"]), list(before["exclude"])))  # type: ignore[arg-type]
-        self._apply_exclude(list(config.concepts[0].exclude))
+        self.undo.append((what, str(before["source"]), list(before["exclude"]), index))  # type: ignore[arg-type]
+        self._apply_exclude(list(config.concepts[index].exclude))
         self.say(f"{what} (saved in loratui.toml, ^z undoes)")
 
     def _apply_exclude(self, exclude: list[str]) -> None:
@@ -927,11 +931,11 @@ class ImagesScreen(StepScreen):
         project = self.wizard.project
         if project is None:
             return
-        what, source, exclude = self.undo[-1]
+        what, source, exclude, index = self.undo[-1]
         moved: list[bool] = []
 
         def edit(config) -> None:
-            concept = config.concepts[0]
+            concept = config.concepts[index]
             moved.append(concept.source != source)
             concept.source, concept.exclude = source, list(exclude)
 
@@ -942,10 +946,27 @@ class ImagesScreen(StepScreen):
             return
         self.undo.pop()
         self.say(f"Undone: {what} (loratui.toml is as before)")
-        if moved and moved[0]:
+        if index != self.concept_index:  # made on another concept: show that one, as it is now
+            self.concept_index = index
+            self.start_scan()
+        elif moved and moved[0]:
             self.start_scan()
         else:
-            self._apply_exclude(list(config.concepts[0].exclude))
+            self._apply_exclude(list(config.concepts[index].exclude))
+
+    def _concept_of(self, config):  # noqa: ANN001, ANN202
+        """The shown concept (the index kept in range when loratui.toml lost concepts meanwhile)."""
+        self.concept_index = min(self.concept_index, len(config.concepts) - 1)
+        return config.concepts[self.concept_index]
+
+    def action_next_concept(self) -> None:
+        if self.concepts < 2:
+            self.say("This project has one concept. `loratui new` or loratui.toml adds another.")
+            return
+        self.concept_index = (self.concept_index + 1) % self.concepts
+        self.query_one("#images-filter", Input).value = ""
+        self.query_one(FileList).highlighted = None
+        self.start_scan()
 
     def action_choose_folder(self) -> None:
         project = self.wizard.project
@@ -969,11 +990,12 @@ class ImagesScreen(StepScreen):
         except ValueError:
             stored = str(resolved)
         before: dict[str, object] = {}
+        index = self.concept_index
 
         def edit(config) -> None:
-            if not config.concepts:
-                raise LoratuiError("loratui.toml has no concept: create one with `loratui new`")
-            concept = config.concepts[0]
+            if len(config.concepts) <= index:
+                raise LoratuiError("loratui.toml has no such concept: create one with `loratui new`")
+            concept = config.concepts[index]
             before["source"], before["exclude"] = concept.source, list(concept.exclude)
             concept.source = stored
             concept.exclude = []  # names of the old folder mean nothing in the new one (^z brings them back)
@@ -984,9 +1006,9 @@ class ImagesScreen(StepScreen):
             self.say(f"The folder was not changed: {exc}", "✗")
             return
         if before["source"] == stored:
-            self.undo.append(("source unchanged", str(before["source"]), list(before["exclude"])))  # type: ignore
+            self.undo.append(("source unchanged", str(before["source"]), list(before["exclude"]), index))  # type: ignore
         else:
-            self.undo.append((f"source {stored}", str(before["source"]), list(before["exclude"])))  # type: ignore
+            self.undo.append((f"source {stored}", str(before["source"]), list(before["exclude"]), index))  # type: ignore
         self.say(f"Source is now {_home(resolved)} (saved in loratui.toml, ^z undoes); scanning it.")
         self.start_scan()
 
