@@ -25,7 +25,7 @@ RARE_SHARE = 0.05
 TAG_WIDTH = 19
 KIND_WIDTH = 10  # the kind column of the 120-column list (hair, eyes, clothes, ...)
 BAR_CELLS = 8
-NO_PICTURES = "No prepared pictures yet: esc goes back to Crop, where ^r prepares them."
+NO_PICTURES = "No pictures prepared yet: esc, then ^r on Crop."
 MEANING = " space keep/DEL. DEL: the trigger absorbs it, always drawn. keep: prompts decide"
 
 

@@ -72,6 +72,7 @@ class JobPanel(Static):
         self._shown = ""
 
     def on_mount(self) -> None:
+        self.display = False  # shown from the first line it has to say
         self.refresh_status()
         self.set_interval(POLL_S, self.refresh_status)
 
@@ -90,6 +91,7 @@ class JobPanel(Static):
         if text != self._shown:  # coalesced: nothing is redrawn while nothing changed
             self._shown = text
             self.update(text)
+            self.display = bool(text)  # no job yet: no blank row in the step's layout
         if self._was_alive and not (ours and status.alive):
             self.post_message(self.Finished(status))
         self._was_alive = ours and status.alive
@@ -104,7 +106,9 @@ class JobPanel(Static):
             self.post_message(self.Failed(str(exc)))
             return False
         self._was_alive = True
-        self.update(f"{self.kind} starting…")
+        self._shown = f"{self.kind} starting…"
+        self.update(self._shown)
+        self.display = True
         return True
 
     def cancel(self) -> None:
