@@ -360,6 +360,8 @@ async def test_reopening_takes_the_scan_from_the_cache_and_previews_from_thumbna
 
 
 async def test_ctrl_t_shows_thumbnails_that_move_toggle_filter_and_zoom_like_the_list(project):
+    from test_wizard_tags import _until
+
     from loratui.tui.widgets.thumb_grid import ThumbGrid
 
     app = WizardApp(project.root)
@@ -371,7 +373,7 @@ async def test_ctrl_t_shows_thumbnails_that_move_toggle_filter_and_zoom_like_the
         assert screen.has_class("-thumbs") and grid.has_focus
         assert not screen.query_one("#images-main").display  # the grid stands in for the list and preview
         assert grid.layout_now.columns == 4 and grid.layout_now.rows == 2  # 4x2 tiles at 80x24
-        await _until_drawn(pilot, grid)
+        await _until(pilot, lambda: len(grid.drawn) >= sum(1 for tile in grid.tiles[:8] if tile.path is not None))
         text = str(grid.render())
         # problems first, as in the list: the broken file leads, drawn as words, the cursor on it
         assert "▸✗ zz_cut.png" in text and "✗ broken file" in text
@@ -399,11 +401,3 @@ async def test_ctrl_t_shows_thumbnails_that_move_toggle_filter_and_zoom_like_the
         await pilot.press("escape")  # ... then goes back to the list
         assert not screen.thumbs and screen.query_one("#images-list").has_focus
         assert app.screen is screen
-
-
-async def _until_drawn(pilot, grid, timeout: float = 20.0) -> None:
-    waited = 0.0
-    while sum(1 for tile in grid.tiles[:8] if tile.path is not None) > len(grid.drawn):
-        await pilot.pause(0.05)
-        waited += 0.05
-        assert waited < timeout, "the thumbnails were not drawn"

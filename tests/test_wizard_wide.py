@@ -25,6 +25,24 @@ def tagged(tmp_path: Path, monkeypatch) -> Project:
     return _make_project(tmp_path, tag=True)
 
 
+async def _scanned_images(pilot, app) -> ImagesScreen:
+    await pilot.press("ctrl+g", "1")
+    screen = app.screen
+    assert isinstance(screen, ImagesScreen)
+    await _until(pilot, lambda: screen.scanned_all)
+    return screen
+
+
+async def _planned_crop(pilot, app) -> CropScreen:
+    """Crop with every box worked out and its counts drawn (they are coalesced to 5 a second)."""
+    await pilot.press("ctrl+g", "2")
+    crop = app.screen
+    assert isinstance(crop, CropScreen)
+    await _until(pilot, lambda: len(crop.plans) == len(crop.pictures) and crop.pictures)
+    await pilot.pause(0.4)
+    return crop
+
+
 def _prompts(listing: OptionList) -> list[str]:
     return [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
 
@@ -56,10 +74,7 @@ async def test_tags_at_120x40_has_three_columns_and_the_kind_of_each_tag(tagged)
 async def test_images_and_crop_at_120x40_add_their_columns(tagged):
     app = WizardApp(tagged.root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+g", "1")
-        screen = app.screen
-        assert isinstance(screen, ImagesScreen)
-        await _until(pilot, lambda: screen.scanned_all)
+        screen = await _scanned_images(pilot, app)
         rows = _prompts(screen.query_one("#images-list", OptionList))
         name = next(path.name for path in sorted((tagged.root.parent / "pictures").iterdir()))
         row = next(line for line in rows if name in line)
@@ -67,11 +82,7 @@ async def test_images_and_crop_at_120x40_add_their_columns(tagged):
         assert row.split(name)[1].split()[1:3] == ["PNG" if name.endswith(".png") else "JPEG", str(kb)], row
         assert "file KB" in str(screen.query_one("#images-head").render())
 
-        await pilot.press("ctrl+g", "2")
-        crop = app.screen
-        assert isinstance(crop, CropScreen)
-        await _until(pilot, lambda: len(crop.plans) == len(crop.pictures) and crop.pictures)
-        await pilot.pause(0.3)
+        crop = await _planned_crop(pilot, app)
         line = _prompts(crop.query_one("#crop-list", OptionList))[0]
         # 6 demo pictures at 512 px: the box is shrunk ("/1.5") and was found on the drawn face.
         assert line.split()[-2].startswith("/") and line.split()[-1] == "face", line
@@ -83,10 +94,7 @@ async def test_images_and_crop_at_120x40_add_their_columns(tagged):
 async def test_images_advice_is_a_side_column_and_crop_shows_the_output_sizes_at_120x40(tagged):
     app = WizardApp(tagged.root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+g", "1")
-        screen = app.screen
-        assert isinstance(screen, ImagesScreen)
-        await _until(pilot, lambda: screen.scanned_all)
+        screen = await _scanned_images(pilot, app)
         await pilot.pause()
         side = screen.query_one("#images-advice")
         assert side.display and not screen.query_one("#images-checks").display
@@ -96,11 +104,7 @@ async def test_images_advice_is_a_side_column_and_crop_shows_the_output_sizes_at
         assert any(line.startswith("i Short sides") for line in lines), lines
         assert any("clear subject" in line.lower() for line in lines)
 
-        await pilot.press("ctrl+g", "2")
-        crop = app.screen
-        assert isinstance(crop, CropScreen)
-        await _until(pilot, lambda: len(crop.plans) == len(crop.pictures) and crop.pictures)
-        await pilot.pause(0.4)
+        crop = await _planned_crop(pilot, app)
         histogram = crop.query_one("#crop-histogram")
         assert histogram.display and histogram.border_title == "output sizes"
         rows = str(histogram.render()).split("\n")

@@ -58,8 +58,11 @@ def prune_thumbnails(cache_dir: Path, max_bytes: int = MAX_CACHE_BYTES) -> int:
 
     A thumbnail's name says nothing of the file it came from once that file changed or went, so the cache is
     kept in bounds by size; one deleted too early is only decoded again."""
+    found = []
     try:
-        found = [(entry.stat().st_mtime_ns, entry.stat().st_size, entry) for entry in cache_dir.glob("*.png")]
+        for entry in cache_dir.glob("*.png"):
+            stat = entry.stat()
+            found.append((stat.st_mtime_ns, stat.st_size, entry))
     except OSError:
         return 0
     total = sum(size for _, size, _ in found)

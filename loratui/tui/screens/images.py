@@ -92,6 +92,10 @@ class Row:
             return "EXCL"
         return "✗" if self.broken else "keep"
 
+    def shown_state(self, failed: str) -> str:
+        """The state as the list and the grid write it, with ``failed`` the glyph of the mode (--ascii)."""
+        return failed if self.broken and not self.excluded else self.state
+
     @property
     def size(self) -> str:
         if self.image is not None:
@@ -566,7 +570,7 @@ class ImagesScreen(StepScreen):
 
     def _prompt(self, row: Row, cursor: bool) -> Text:
         mark = self.wizard.glyphs.cursor if cursor else " "
-        state = row.state if not row.broken or row.excluded else self.wizard.glyphs.failed
+        state = row.shown_state(self.wizard.glyphs.failed)
         note = row.note if len(row.note) <= NOTE_WIDTH else row.note.replace("small: ", "small ")
         width = WIDE_NAME_WIDTH if self.wide else NAME_WIDTH
         extra = ""
@@ -802,7 +806,7 @@ class ImagesScreen(StepScreen):
         tiles = []
         for relpath in self.shown:
             row = self.rows[relpath]
-            state = failed if row.broken and not row.excluded else row.state
+            state = row.shown_state(failed)
             tiles.append(Tile(None if row.broken else row.path, f"{state} {relpath}", dim=row.excluded,
                               why=f"{failed} broken file" if row.broken else ""))
         highlighted = self.query_one(FileList).highlighted
