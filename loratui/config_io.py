@@ -424,6 +424,85 @@ def dump_config(config: Config) -> str:
     return HEADER + tomli_w.dumps(config_to_dict(config))
 
 
+def config_problems(config: Config, file: str = CONFIG_FILE) -> list[Problem]:
+    """Every problem of ``config`` as the engine reports it for a file (types, limits, cross-checks): the wizard
+    checks unsaved edits with this, so its messages are the ones `loratui check` prints. A field may hold what
+    was typed (the text "abc" in an int field): it is judged as if written in the file."""
+    return parse_config(dump_config(config), file)[1]
+
+
 def save_config(config: Config, path: Path) -> None:
-    """Write loratui.toml atomically (temp file + rename)."""
-    atomic_write_text(Path(path), dump_config(config))
+    """Write loratui.toml atomically (temp file + rename). An existing file keeps its comments, its order and
+    any blank lines: only the values that changed are rewritten (a key's own trailing comment stays)."""
+    path = Path(path)
+    text = None
+    if path.is_file():
+        try:
+            text = merge_into_text(path.read_bytes().decode("utf-8-sig"), config)
+        except (OSError, UnicodeDecodeError):
+            text = None  # unreadable now: a full rewrite is still better than losing the change
+    atomic_write_text(path, text if text is not None else dump_config(config))
+
+
+def merge_into_text(old_text: str, config: Config) -> str | None:
+    """``config`` written into ``old_text`` (a loratui.toml) with its comments kept; None when ``old_text`` is not
+    TOML that tomlkit can edit (the caller then writes the file afresh)."""
+    import tomlkit  # only when saving: keeps `loratui --help` fast
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        document = tomlkit.parse(old_text)
+    except (TOMLKitError, ValueError):
+        return None
+    for section, values in config_to_dict(config).items():
+        if section == "concepts":
+            _merge_concepts(document, values)
+        elif isinstance(document.get(section), dict):
+            _merge_table(document[section], values)
+        else:
+            document[section] = values
+    return tomlkit.dumps(document)
+
+
+def _merge_table(table: Any, values: dict[str, Any]) -> None:
+    for key in [k for k in table if k not in values]:
+        del table[key]  # a setting loratui no longer has (the file validated, so this is rare)
+    for key, value in values.items():
+        if key in table and _plain(table[key]) == value and _same_kinds(table[key], value):
+            continue  # unchanged: its spelling (1e-4, not 0.0001) and comment stay as the user wrote them
+        comment = getattr(getattr(table.get(key), "trivia", None), "comment", "")
+        if isinstance(value, dict) and isinstance(table.get(key), dict):
+            _merge_table(table[key], value)
+            continue
+        table[key] = value
+        if comment:
+            table[key].comment(comment.lstrip("#").strip())
+
+
+def _merge_concepts(document: Any, concepts: list[dict[str, Any]]) -> None:
+    import tomlkit
+
+    old = document.get("concepts")
+    if isinstance(old, list) and len(old) == len(concepts) and all(isinstance(t, dict) for t in old):
+        for table, values in zip(old, concepts, strict=True):
+            _merge_table(table, values)
+        return
+    array = tomlkit.aot()
+    for values in concepts:
+        array.append(tomlkit.item(values))
+    document["concepts"] = array
+
+
+def _plain(item: Any) -> Any:
+    """A tomlkit value as plain Python (tomlkit's own types compare oddly for nested tables)."""
+    unwrap = getattr(item, "unwrap", None)
+    return unwrap() if unwrap else item
+
+
+def _same_kinds(item: Any, value: Any) -> bool:
+    """1 == 1.0 == True in Python, but not in the file: a bool stays a bool. A float setting the user wrote as a
+    whole number (network_alpha = 16) is the same value, so it keeps its spelling."""
+    plain = _plain(item)
+    if type(plain) is type(value):
+        return True
+    return type(value) is float and type(plain) is int

@@ -216,3 +216,45 @@ def test_many_problems_are_all_reported():
     text = '[training]\nepochs = -1\nbatch_size = "2"\nlearnrate = 1\n[dataset]\nresolution = 513\n'
     keys = [p.split(": ")[1] for p in problems_of(text)]
     assert keys == ["training.epochs", "training.batch_size", "training.learnrate", "dataset.resolution"]
+
+
+def test_saving_keeps_the_users_comments_order_and_spelling(tmp_path):
+    from loratui.config_io import load_config, save_config
+
+    path = tmp_path / "loratui.toml"
+    path.write_text(
+        "# my notes about this run\n"
+        "[project]\n"
+        'base_model = "/models/anything.safetensors"  # the one I draw with\n\n'
+        "[[concepts]]\n"
+        'name = "akari"\nsource = "/pictures"\n'
+        "repeats = 5 # five is fine\n\n"
+        "[training]\n"
+        "# a longer run next time\n"
+        "epochs = 10\n"
+        "unet_lr = 1e-4\n"
+        "network_alpha = 16\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    config.training.epochs = 20
+    config.concepts[0].repeats = 6
+    save_config(config, path)
+    text = path.read_text(encoding="utf-8")
+    assert load_config(path) == config
+    for kept in ("# my notes about this run\n", "# the one I draw with", "# a longer run next time\nepochs = 20\n",
+                 "repeats = 6 # five is fine", "unet_lr = 1e-4\n", "network_alpha = 16\n"):
+        assert kept in text
+    assert text.index("[project]") < text.index("[[concepts]]") < text.index("[training]")
+
+
+def test_saving_a_file_that_lost_a_concept_rewrites_the_concepts(tmp_path):
+    from loratui.config import Concept
+    from loratui.config_io import load_config, save_config
+
+    path = tmp_path / "loratui.toml"
+    path.write_text('# top\n[[concepts]]\nname = "a"\nsource = "/a"\n', encoding="utf-8")
+    config = load_config(path)
+    config.concepts.append(Concept(name="b", source="/b", repeats=3))
+    save_config(config, path)
+    assert load_config(path) == config and path.read_text(encoding="utf-8").startswith("# top\n")
