@@ -124,6 +124,39 @@ def test_a_second_install_is_refused_and_force_replaces(project, lora_dir, capsy
     assert card["preferred weight"] == 0.7 and "epoch 2 of 4" in card["description"]
 
 
+def test_keep_both_installs_beside_the_existing_file_under_a_free_name(project, lora_dir, capsys):
+    assert install(project, lora_dir) == 0
+    first = (lora_dir / "akari.safetensors").read_bytes()
+    first_card = (lora_dir / "akari.json").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert install(project, lora_dir, "--checkpoint", "akari-000002.safetensors", "--keep-both") == 0
+    out = capsys.readouterr().out
+    assert "akari.safetensors is already there: kept it, and installed this one as akari-2.safetensors" in out
+    assert "<lora:akari-2:1>" in out
+    assert (lora_dir / "akari.safetensors").read_bytes() == first  # the old one is untouched, card too
+    assert (lora_dir / "akari.json").read_text(encoding="utf-8") == first_card
+    assert (lora_dir / "akari-2.safetensors").read_bytes() == \
+        (project.output_dir / "akari-000002.safetensors").read_bytes()
+    assert "epoch 2 of 4" in json.loads((lora_dir / "akari-2.json").read_text(encoding="utf-8"))["description"]
+    # a third keeps both again; with nothing in the way it is a plain install under the name asked for
+    assert install(project, lora_dir, "--keep-both", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["renamed_from"] == "akari"
+    assert (lora_dir / "akari-3.safetensors").is_file()
+    assert install(project, lora_dir, "--name", "other", "--keep-both", "--json") == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["path"] == str(lora_dir / "other.safetensors") and done["renamed_from"] is None
+
+
+def test_keep_both_and_force_cannot_be_given_together(project, lora_dir, capsys):
+    with pytest.raises(SystemExit):
+        install(project, lora_dir, "--force", "--keep-both")
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(LoratuiError, match="choose one"):
+        install_lora(project.output_dir / "akari.safetensors", lora_dir, "akari", card=None, force=True,
+                     keep_both=True)
+    assert list(lora_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["../evil", "a/b", "my lora", ".hidden", "..", "akari!", "\u00e9t\u00e9"])
 def test_bad_names_are_refused(project, lora_dir, capsys, name):
     assert install(project, lora_dir, "--name", name) == 2

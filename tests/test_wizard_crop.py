@@ -132,10 +132,7 @@ async def test_prepare_runs_from_the_wizard_to_the_end(project):
     assert changed == [project.concept_dir(project.load().concepts[0]) / outputs[0].name]
 
 
-async def test_next_on_an_unprepared_project_prepares_then_opens_step_3(project, monkeypatch):
-    import loratui.tui.app as app_module
-
-    monkeypatch.delitem(app_module.STEP_SCREENS, 3)  # step 3 as the shell-command page: this test is about step 2
+async def test_next_on_an_unprepared_project_prepares_then_opens_step_3(project):
     app = WizardApp(project.root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _crop_screen(pilot, app)

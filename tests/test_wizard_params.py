@@ -78,7 +78,8 @@ async def _type(pilot, screen, setting: str, text: str) -> None:
     await pilot.pause()
     editor.value = ""
     await pilot.press(*list(text))
-    await pilot.pause(0.6)  # past the save delay
+    await pilot.pause(0.05)
+    await _until(pilot, lambda: screen._save_timer is None)  # the save delay is over (written, or refused)
 
 
 async def test_epochs_change_the_total_and_fit_epochs_lands_in_range(prepared):
@@ -107,7 +108,7 @@ async def test_epochs_change_the_total_and_fit_epochs_lands_in_range(prepared):
         assert "! 12 000: above 5 000" in _panel(screen)
         screen.query_one("#fit-epochs").focus()
         await pilot.press("enter")
-        await pilot.pause(0.6)
+        await _until(pilot, lambda: _stored(prepared)["training"]["epochs"] == 166)
         assert _stored(prepared)["training"]["epochs"] == 166 and "4 980" in _panel(screen)
 
         # batch 2 halves the steps; the panel shows the division
@@ -156,7 +157,8 @@ async def test_a_bad_learning_rate_is_refused_with_the_field_named_and_next_wait
 
         # ^z puts the field back to the preset's value, which is valid again
         await pilot.press("ctrl+z")
-        await pilot.pause(0.6)
+        await pilot.pause(0.05)
+        await _until(pilot, lambda: screen._save_timer is None)
         assert _row(screen, "training.lr_warmup_steps").editor.value == "0"
         assert "All settings valid" in _text(screen.query_one("#params-valid"))
         assert _stored(prepared)["training"]["lr_scheduler"] == "constant"
@@ -166,12 +168,12 @@ async def test_a_bad_learning_rate_is_refused_with_the_field_named_and_next_wait
         assert isinstance(switch, Toggle) and "[ ] off" in _text(switch)
         switch.focus()
         await pilot.press("space")
-        await pilot.pause(0.6)
+        await pilot.pause(0.05)
+        await _until(pilot, lambda: screen._save_timer is None)
         assert "[x] on" in _text(switch) and _stored(prepared)["training"]["flip_aug"] is True
 
         await pilot.press("ctrl+n")
-        await pilot.pause()
-        assert not isinstance(app.screen, ParamsScreen)  # valid now: on to Train
+        await _until(pilot, lambda: not isinstance(app.screen, ParamsScreen))  # valid now: on to Train
 
 
 async def test_load_a_preset_then_save_yours_and_replace_it(prepared, tmp_path):
@@ -191,7 +193,7 @@ async def test_load_a_preset_then_save_yours_and_replace_it(prepared, tmp_path):
         await _until(pilot, lambda: isinstance(app.screen, ReplaceDialog))
         await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
         await pilot.press("r")
-        await pilot.pause(0.6)
+        await _until(pilot, lambda: _stored(prepared)["project"]["preset"] == "sd15-style")
         stored = _stored(prepared)
         assert stored["project"]["preset"] == "sd15-style"
         style = tomllib.loads((Path(__file__).parents[1] / "presets" / "sd15-style.toml").read_text())
@@ -205,8 +207,8 @@ async def test_load_a_preset_then_save_yours_and_replace_it(prepared, tmp_path):
         name = app.screen.query_one("#preset-name", Input)
         name.value = "my-akari"
         await pilot.press("enter", "enter")  # name, then the description line saves
-        await pilot.pause(0.6)
         saved = tmp_path / "user-config" / "presets" / "my-akari.toml"
+        await _until(pilot, lambda: _stored(prepared)["project"]["preset"] == "my-akari")
         assert tomllib.loads(saved.read_text())["training"]["epochs"] == 33
         assert _stored(prepared)["project"]["preset"] == "my-akari"
         assert "no changes" in _text(screen.query_one("#params-changed"))  # compared with the new preset
@@ -221,8 +223,7 @@ async def test_load_a_preset_then_save_yours_and_replace_it(prepared, tmp_path):
         assert app.screen.focused.id == "no"
         await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
         await pilot.press("r")
-        await pilot.pause(0.6)
-        assert tomllib.loads(saved.read_text())["training"]["epochs"] == 34
+        await _until(pilot, lambda: tomllib.loads(saved.read_text())["training"]["epochs"] == 34)
 
         # a built-in name is refused with the engine's reason
         await pilot.press("ctrl+s")
@@ -259,7 +260,7 @@ async def test_the_base_model_is_checked_in_a_thread(prepared, tiny_single_file)
         await pilot.pause()
         assert isinstance(app.screen, ParamsScreen)
         await _until(pilot, lambda: "SD1.5, found ✓" in _text(below))
-        await pilot.pause(0.6)
+        await _until(pilot, lambda: screen._save_timer is None)
         assert _stored(prepared)["project"]["base_model"] == str(tiny_single_file.checkpoint)
 
 

@@ -27,6 +27,10 @@ def quiet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     # The free disk changes from run to run: a fixed figure in the 120-column status line.
     monkeypatch.setattr(WizardApp, "machine_facts", lambda self: "CPU · 50.0 GB free")
+    # The Train checklist's GPU line asks nvidia-smi: the same answer (no GPU) on every machine.
+    import loratui.training.checklist
+
+    monkeypatch.setattr(loratui.training.checklist, "nvidia_smi", lambda: None)
 
 
 @pytest.fixture
@@ -58,7 +62,7 @@ def test_step(snap_compare, snap_project, size, step):
 
 
 # (The command palette is Textual's own, filled by an async search: its frame is not the same twice.)
-@pytest.mark.parametrize("keys", [("question_mark",), ("ctrl+g",)], ids=["help", "goto"])
+@pytest.mark.parametrize("keys", [("f1",), ("ctrl+g",)], ids=["help", "goto"])
 def test_overlays(snap_compare, snap_project, keys):
     async def open_it(pilot):
         await pilot.press("ctrl+g", "4", *keys)
@@ -146,3 +150,54 @@ def test_tagger_dialog_in_ascii(snap_compare, snap_project, monkeypatch):
         await _settle(pilot)
 
     assert snap_compare(WizardApp(snap_project.root, ascii_only=True), terminal_size=(80, 24), run_before=open_it)
+
+
+@pytest.fixture
+def prepared_snap(snap_project, monkeypatch) -> Project:
+    """The snapshot project, prepared, with the status line's clock fixed (it says when prepare finished)."""
+    import time
+    from types import SimpleNamespace
+
+    from loratui.cli import main
+    from loratui.tui.widgets import status_line
+
+    monkeypatch.setattr(status_line, "time", SimpleNamespace(localtime=time.localtime,
+                                                             strftime=lambda fmt, when=None: "12:00"))
+    monkeypatch.setenv("LORATUI_CONFIG_DIR", str(FIXED / "user-config"))
+    config = snap_project.load()
+    config.dataset.resolution = 256
+    snap_project.save(config)
+    assert main(["prepare", str(snap_project.root)]) == 0
+    return snap_project
+
+
+# Parameters: the beginner form with an epochs change (✎) and the estimate; the expert view scrolled to Learning
+# with a refused value; the dialogs of the screen.
+PARAMS_KEYS = {
+    "beginner": ("ctrl+g", "4", "tab", "tab", "tab", "backspace", "backspace", "8", "0"),
+    "expert": ("ctrl+g", "4", "ctrl+t", *("down",) * 10, "backspace", "backspace", "backspace", "backspace",
+               "backspace", "backspace", "5", "0"),
+    "save-preset": ("ctrl+g", "4", "ctrl+s"),
+    "choice": ("ctrl+g", "4", "ctrl+t", *("down",) * 12, "enter"),
+    "browse": ("ctrl+g", "4", "ctrl+o"),
+    "load-over-changes": ("ctrl+g", "4", "tab", "tab", "tab", "tab", "tab", "backspace", "2", "shift+tab",
+                          "shift+tab", "shift+tab", "shift+tab", "shift+tab", "shift+tab", "shift+tab", "enter",
+                          "down", "down", "enter"),
+}
+
+
+@pytest.mark.parametrize("view", PARAMS_KEYS)
+def test_params(snap_compare, prepared_snap, view):
+    async def go(pilot):
+        await _settle(pilot)
+        for key in PARAMS_KEYS[view]:
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        if view == "browse":  # the folder tree's loader is a worker that never ends: no waiting for workers
+            await pilot.pause(1.0)
+            return
+        await _settle(pilot)
+        await pilot.pause(0.5)  # past the save delay and the dialogs' key grace
+        await _settle(pilot)
+
+    assert snap_compare(WizardApp(prepared_snap.root), terminal_size=(80, 24), run_before=go)

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sees half a file) and write NAME.json, the card A1111 and Forge show for it (trigger word, preferred "
         "weight, negative prompt). Which checkpoint: --checkpoint; else the cell picked in the preview "
         "(preview/grid.json); else the preview's suggestion; else the run's final file. An existing file is "
-        "replaced only with --force.",
+        "replaced only with --force; --keep-both installs beside it as NAME-2.",
     )
     add_project_dir(install)
     # Required, but checked in run_install rather than by argparse: its message lists the Lora folders found.
@@ -31,7 +31,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="the installed name, called as <lora:NAME:0.8> (default: the project's output name)")
     install.add_argument("--weight", type=float, metavar="W",
                          help="the preferred weight on the card (default: the picked cell's weight, else 1.0)")
-    install.add_argument("--force", action="store_true", help="replace a LoRA of that name (and its card)")
+    existing = install.add_mutually_exclusive_group()
+    existing.add_argument("--force", action="store_true", help="replace a LoRA of that name (and its card)")
+    existing.add_argument("--keep-both", action="store_true",
+                          help="when a LoRA of that name is there, keep it and install as NAME-2 (the first free "
+                          "name)")
     install.add_argument("--no-card", action="store_true", help="do not write the NAME.json card")
     install.add_argument("--json", action="store_true", help="print one JSON object instead")
     # The usage line argparse writes brackets --to as optional: say it as it is.
@@ -42,7 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_install(args: argparse.Namespace) -> int:
     from loratui.errors import LoratuiError
     from loratui.lora.read import read_lora
-    from loratui.preview.install import card_for, choose_checkpoint, human_size, install_lora
+    from loratui.preview.install import LORA_SUFFIX, card_for, choose_checkpoint, human_size, install_lora
 
     project = open_project(args)
     config = project.load()
@@ -53,7 +57,8 @@ def run_install(args: argparse.Namespace) -> int:
     name = args.name or project.output_name(config)
     card = None if args.no_card else card_for(project, config, read_lora(choice.checkpoint), weight, choice.prompt,
                                               choice.negative_prompt)
-    result = install_lora(choice.checkpoint, args.to, name, card=card, force=args.force, project=project)
+    result = install_lora(choice.checkpoint, args.to, name, card=card, force=args.force,
+                          keep_both=args.keep_both, project=project)
     name = result.path.stem
     trigger = card.activation_text if card else ", ".join(c.trigger for c in config.concepts if c.trigger)
     source = _shown(choice.checkpoint, project.root)
@@ -62,9 +67,13 @@ def run_install(args: argparse.Namespace) -> int:
             "path": str(result.path), "size": result.size, "family": result.family, "replaced": result.replaced,
             "card": str(result.card_path) if result.card_path else None, "checkpoint": source, "why": choice.why,
             "name": name, "weight": weight, "trigger": trigger,
+            "renamed_from": result.renamed_from,
         }))
         return 0
     verb = "Replaced" if result.replaced else "Installed"
+    if result.renamed_from:
+        print(f"{result.renamed_from}{LORA_SUFFIX} is already there: kept it, and installed this one as "
+              f"{result.path.name}")
     print(f"{verb} {result.path} ({human_size(result.size)}) from {source}: {choice.why}")
     if result.family is None:
         print("warning: the LoRA's model family is unknown: the card says sd version Unknown", file=sys.stderr)

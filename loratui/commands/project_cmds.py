@@ -38,6 +38,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_project_dir(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.add_argument("--train", action="store_true",
+                       help="the pre-flight checklist before a run instead (what the wizard's Train step shows): "
+                       "pictures, captions with the trigger first, base model, total steps, output folder, free "
+                       "disk, GPU; one line each, v / ! / x with the fix; exit status 2 if a run could not start")
     check.set_defaults(run=run_check)
 
 
@@ -64,6 +68,8 @@ def run_new(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from loratui.project import base_model_detection, check_project
 
+    if args.train:
+        return run_train_checklist(args)
     found = check_project(args.dir, warnings=True)
     problems = [p for p in found if not p.is_warning]
     warnings = [p for p in found if p.is_warning]
@@ -92,3 +98,24 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         print(f"{args.dir}: no problems found")
     return 2 if problems else 0
+
+
+CHECK_MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
+
+
+def run_train_checklist(args: argparse.Namespace) -> int:
+    """`loratui check DIR --train`: the checklist, one line per check; 2 when a run could not start."""
+    from loratui.commands.common import open_project
+    from loratui.training.checklist import train_checklist
+
+    project = open_project(args)
+    checklist = train_checklist(project, where=args.dir)
+    if args.json:
+        print(json.dumps(checklist.to_dict(), indent=2))
+        return 0 if checklist.ready else 2
+    for line in checklist.lines:
+        fix = f" - {line.fix}" if line.fix and line.state != "ok" else ""
+        print(f"{CHECK_MARKS[line.state]} {line.name}: {line.found}{fix}")
+    print(f"Ready: loratui train {args.dir} --detach" if checklist.ready else
+          f"Not ready: fix the lines marked {CHECK_MARKS['fail']}")
+    return 0 if checklist.ready else 2

@@ -51,7 +51,14 @@ def build_demo_project(root: Path, progress: Callable[[str], None] = lambda step
     progress("writing the project settings")
     project, config = create_project(root, pictures, CONCEPT, repeats=2, trigger=TRIGGER, base_model=str(model))
     _tune_for_tiny_models(config, model_config, tagger)
+    # The seed article's choice, made ahead: the trigger word carries the character's own features, so the
+    # tagger leaves them out and the wizard's Tags step shows them as DEL (^n alone gets a sensible LoRA).
+    from loratui.demo.headless import FEATURE_TAGS, LORA_FOLDER
+
+    config.tagging.deleted_tags = list(FEATURE_TAGS)
     project.save(config)
+    # A stand-in WebUI beside the project, so the install step has a Lora folder to find on any machine.
+    (root / LORA_FOLDER).mkdir(parents=True, exist_ok=True)
     return DemoProject(project, pictures, len(images), model, model_config, tagger)
 
 

@@ -77,6 +77,10 @@ class Step(Event):
     images_per_s: float | None = None
     eta_s: float | None = None
     elapsed_s: float | None = None
+    # GPU memory the process holds (torch's reserved pool, what nvidia-smi shows) and the card's total, in GB;
+    # written only when the run is on CUDA (a CPU run leaves them out).
+    vram_gb: float | None = None
+    vram_total_gb: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from loratui.fsutil import atomic_write_text
 from loratui.jobs import events as ev
 from loratui.jobs.detached import last_line
-from loratui.jobs.event_log import EventReader
+from loratui.jobs.event_log import EventReader, parse_lines
 from loratui.jobs.kinds import DONE, FAILED, LOST, NONE, RUNNING, STARTING, STOPPED, STOPPING
 from loratui.jobs.liveness import pid_alive
 from loratui.jobs.locks import holder, is_locked
@@ -28,8 +29,9 @@ from loratui.project import Project
 from loratui.training.eta import eta_from_events
 
 LOSS_HISTORY = 2000  # recent losses kept for a sparkline
+READ_CHUNK = 1 << 20  # bytes of events parsed at a time
 CACHE_MIN_BYTES = 256 * 1024  # a fold is saved for the next `status` only when it saved reading this much
-CACHE_VERSION = 2  # 1: stop reasons counted as warnings, the ETA as the loop wrote it
+CACHE_VERSION = 3  # 1: stop reasons counted as warnings, the ETA as the loop wrote it; 2: no VRAM, device, speeds
 # How a stop the user asked for (Ctrl-C, `loratui stop`, SIGTERM) is written as a warning before the job's
 # `done`: it is the reason the job ended, not a warning.
 STOP_REASONS = ("stopped by request", "interrupted (Ctrl-C)", "terminated (SIGTERM)")
@@ -81,6 +83,11 @@ class JobStatus:
     stop_reason: str | None = None  # why a stopped job stopped: "Ctrl-C", "interrupted (Ctrl-C)" ...
     message: str | None = None
     losses: list[float] = field(default_factory=list)  # the recent losses, oldest first (for a sparkline)
+    speeds: list[float] = field(default_factory=list)  # the pictures/s of the same steps (for the health rules)
+    vram_gb: float | None = None  # GPU memory the training process holds (CUDA runs only), and the card's total
+    vram_total_gb: float | None = None
+    device: str | None = None  # where training runs ("cuda:0", "cpu"), from its plan
+    steps_per_epoch: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -97,13 +104,15 @@ class JobStatus:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("losses")
+        data.pop("speeds")
         return {**data, "alive": self.alive, "percent": self.percent}
 
 
 # Fields the events fold into (the rest come from the record and the lock on every poll).
 FOLDED = ("step", "total_steps", "epoch", "epochs", "loss", "lr", "images_per_s", "eta_s", "stage", "done", "total",
           "item", "rate", "stage_eta_s", "last_checkpoint", "last_checkpoint_epoch", "checkpoints", "cells",
-          "final_path", "summary", "warnings", "last_warning", "stop_reason", "message")
+          "final_path", "summary", "warnings", "last_warning", "stop_reason", "message", "vram_gb", "vram_total_gb",
+          "device", "steps_per_epoch")
 
 
 @dataclass
@@ -112,12 +121,14 @@ class _Fold:
 
     figures: dict[str, Any] = field(default_factory=dict)
     losses: deque = field(default_factory=lambda: deque(maxlen=LOSS_HISTORY))
+    speeds: deque = field(default_factory=lambda: deque(maxlen=LOSS_HISTORY))
     terminal: str | None = None  # "done", "stopped" or "error"
 
     def apply(self, event: ev.Event) -> None:
         f = self.figures
         if isinstance(event, ev.Plan):
             f["total_steps"], f["epochs"] = event.total_steps, event.epochs
+            f["device"], f["steps_per_epoch"] = event.device or None, event.steps_per_epoch or None
         elif isinstance(event, ev.Step):
             # The job's first step is its run's first (or the first after a resume): the ETA's pace starts there.
             first = f.setdefault("first_step", [event.step, event.elapsed_s])
@@ -128,6 +139,10 @@ class _Fold:
             f["epochs"] = event.epochs or f.get("epochs")
             if event.loss is not None:
                 self.losses.append(event.loss)
+            if event.images_per_s is not None:
+                self.speeds.append(event.images_per_s)
+            if event.vram_gb is not None:  # a CPU run writes none: the last figure stays (or none at all)
+                f["vram_gb"], f["vram_total_gb"] = event.vram_gb, event.vram_total_gb
         elif isinstance(event, ev.Progress):
             f.update(stage=event.stage, done=event.done, total=event.total, item=event.item, rate=event.rate,
                      stage_eta_s=event.eta_s)
@@ -169,8 +184,9 @@ class JobTracker:
             self._start(record)
         assert self._reader is not None
         before = self._reader.offset
-        for event in self._reader.read_new():
-            self._fold.apply(event)
+        for events in _read_in_chunks(self._reader):
+            for event in events:
+                self._fold.apply(event)
         if self.use_cache and self._reader.offset - before >= CACHE_MIN_BYTES:
             self._save_cache(record)
         return self._status(record)
@@ -216,12 +232,14 @@ class JobTracker:
         self._reader.offset = offset
         self._fold.figures = dict(data.get("figures", {}))
         self._fold.losses.extend(data.get("losses", []))
+        self._fold.speeds.extend(data.get("speeds", []))
         self._fold.terminal = data.get("terminal")
 
     def _save_cache(self, record: JobRecord) -> None:
         assert self._reader is not None
         data = {"version": CACHE_VERSION, "events": record.events, "offset": self._reader.offset,
-                "figures": self._fold.figures, "losses": list(self._fold.losses), "terminal": self._fold.terminal}
+                "figures": self._fold.figures, "losses": list(self._fold.losses), "speeds": list(self._fold.speeds),
+                "terminal": self._fold.terminal}
         with contextlib.suppress(OSError):
             atomic_write_text(self._cache_path(record), json.dumps(data) + "\n")
 
@@ -231,7 +249,7 @@ class JobTracker:
         status = JobStatus(state=NONE, job_id=record.job_id, kind=record.kind, resource=record.resource,
                            pid=record.pid, started=record.started, finished=record.finished, argv=record.argv,
                            log_path=record.log, events_path=record.events, events_offset=record.events_offset,
-                           losses=list(self._fold.losses))
+                           losses=list(self._fold.losses), speeds=list(self._fold.speeds))
         for name in FOLDED:
             if name in self._fold.figures:
                 setattr(status, name, self._fold.figures[name])
@@ -260,6 +278,28 @@ class JobTracker:
                 return FAILED
         status.message = status.message or "the process is gone without finishing (killed, or the machine restarted)"
         return LOST
+
+
+def _read_in_chunks(reader: EventReader) -> Iterator[list[ev.Event]]:
+    """The reader's new lines a chunk at a time: a long file (a wizard re-attaching to a run of 100 000 steps)
+    is never held whole, nor all its events at once."""
+    try:
+        handle = open(reader.path, "rb")  # noqa: SIM115 (closed by the with below)
+    except FileNotFoundError:
+        return
+    with handle:
+        while True:
+            handle.seek(reader.offset)
+            data = handle.read(READ_CHUNK)
+            end = data.rfind(b"\n") + 1
+            if not end:
+                if len(data) == READ_CHUNK:  # one line longer than a chunk: read it whole
+                    yield reader.read_new()
+                return
+            reader.offset += end
+            yield parse_lines(data[:end])
+            if len(data) < READ_CHUNK:
+                return
 
 
 def _held_by_job(project: Project, record: JobRecord) -> bool:

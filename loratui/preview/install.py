@@ -75,6 +75,7 @@ class InstallResult:
     family: str | None  # the LoRA's model family (sd15, sd2, sd2-v, sdxl), None if unknown
     replaced: bool  # an existing file of that name was replaced (--force)
     card_path: Path | None = None  # the sidecar, when one was written
+    renamed_from: str | None = None  # the name asked for, when keep_both installed beside it under a free name
 
 
 @dataclass
@@ -124,25 +125,30 @@ def free_name(lora_dir: Path, name: str) -> str:
 
 
 def install_lora(source: Path, lora_dir: Path, name: str, *, card: LoraCard | None,
-                 force: bool = False, project: Project | None = None) -> InstallResult:
+                 force: bool = False, keep_both: bool = False, project: Project | None = None) -> InstallResult:
     """Copy the LoRA ``source`` to ``lora_dir/NAME.safetensors`` (atomically) and write ``NAME.json`` from
-    ``card``. An existing file is replaced only with ``force``; the folder is created only if its parent
+    ``card``. An existing file is replaced only with ``force``; with ``keep_both`` it stays and the new one goes
+    in beside it as NAME-2 (the first free name, :func:`free_name`). The folder is created only if its parent
     exists. Every refusal is a one-line LoratuiError that says what to do. With ``project``, holds its preview
     resource meanwhile (an install waits for no grid, and is refused while one renders)."""
+    if force and keep_both:
+        raise LoratuiError("--force replaces the installed file and --keep-both keeps it: choose one")
     if project is None:
-        return _install(source, lora_dir, name, card, force)
+        return _install(source, lora_dir, name, card, force, keep_both)
     from loratui.jobs.kinds import PREVIEW
     from loratui.jobs.locks import resource_lock
 
     with resource_lock(project, PREVIEW, "install"):
-        return _install(source, lora_dir, name, card, force)
+        return _install(source, lora_dir, name, card, force, keep_both)
 
 
-def _install(source: Path, lora_dir: Path, name: str, card: LoraCard | None, force: bool) -> InstallResult:
+def _install(source: Path, lora_dir: Path, name: str, card: LoraCard | None, force: bool,
+             keep_both: bool = False) -> InstallResult:
     from loratui.lora.read import read_lora
 
     source, lora_dir = Path(source).expanduser(), Path(lora_dir).expanduser()
     name = check_name(name)
+    asked = name
     if source.is_dir() or not source.exists():
         raise LoratuiError(f"{source}: {'is a folder' if source.is_dir() else 'no such file'}: give a LoRA "
                            ".safetensors file")
@@ -150,6 +156,11 @@ def _install(source: Path, lora_dir: Path, name: str, card: LoraCard | None, for
     _ready_folder(lora_dir)
     target = lora_dir / f"{name}{LORA_SUFFIX}"
     existing = existing_install(lora_dir, name)
+    if existing is not None and keep_both and not _same_file(source, target):
+        # Both stay: the new file takes the first free name, and nothing is replaced.
+        name = free_name(lora_dir, name)
+        target = lora_dir / f"{name}{LORA_SUFFIX}"
+        existing = existing_install(lora_dir, name)
     if existing is not None:
         if _same_file(source, target):
             raise LoratuiError(f"{target}: is the file to install itself: choose another --name or folder")
@@ -163,7 +174,8 @@ def _install(source: Path, lora_dir: Path, name: str, card: LoraCard | None, for
     if card is not None:
         card_path = lora_dir / f"{name}{CARD_SUFFIX}"
         atomic_write_text(card_path, json.dumps(card.to_json(), indent=4, ensure_ascii=False) + "\n")
-    return InstallResult(target, size, info.family, existing is not None, card_path)
+    return InstallResult(target, size, info.family, existing is not None, card_path,
+                         renamed_from=asked if name != asked else None)
 
 
 def _ready_folder(lora_dir: Path) -> None:

@@ -138,6 +138,18 @@ def _process_count() -> int:
     return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
 
 
+def vram_in_use(device: Any) -> dict[str, float]:
+    """``{"vram_gb": reserved, "vram_total_gb": total}`` for a CUDA ``device``; ``{}`` for any other (a CPU run
+    reports no VRAM, and the wizard says so)."""
+    if getattr(device, "type", str(device)) != "cuda":
+        return {}
+    import torch
+
+    reserved = torch.cuda.memory_reserved(device)
+    total = torch.cuda.get_device_properties(device).total_memory
+    return {"vram_gb": round(reserved / 1e9, 2), "vram_total_gb": round(total / 1e9, 2)}
+
+
 def _use_cpu() -> bool:
     """`accelerate launch` on a machine without CUDA sets ACCELERATE_USE_CPU (see train_cmd.launch_multi_gpu)."""
     import os
@@ -489,11 +501,17 @@ class _Run:
                               loss=loss, lr=rates[0], lr_text_encoder=rates[1] if len(rates) > 1 else None,
                               images_per_s=images / seconds if seconds > 0 else 0.0,
                               eta_s=eta_from_step_times(step_times, remaining),
-                              elapsed_s=time.monotonic() - started))
+                              elapsed_s=time.monotonic() - started, **self._vram()))
         if self.board is not None:
             self.board.step(step, loss, rates)
         self.result.steps = step
         self.result.final_loss = loss
+
+    def _vram(self) -> dict[str, float]:
+        """The GPU memory this process holds and the card's total (GB), for the step events; nothing on a CPU.
+        Reserved, not allocated: the caching allocator's pool is what the card has lent out (nvidia-smi's figure),
+        and what runs out first."""
+        return vram_in_use(self.accelerator.device)
 
     def _stop_requested(self) -> bool:
         """The stop file, Ctrl-C or the cancel token; in a multi-GPU run the main process decides."""

@@ -24,12 +24,14 @@ MIN_WIDTH, MIN_HEIGHT = 80, 24
 DIALOG_KEY_GRACE_S = 0.3
 PALETTE_ICON = ">"  # Textual's default is a magnifier emoji, whose width differs from terminal to terminal
 STATE_POLL_S = 0.5  # the status line follows a job at 2 updates/s: well under the 10/s budget of §2.11
-# The screen of each step that has one (module:class, imported when first opened); the others give the shell
-# commands of the step (CommandStepScreen) until their screen is built.
+# The screen of each step (module:class, imported when first opened).
 STEP_SCREENS: dict[int, str] = {
     1: "loratui.tui.screens.images:ImagesScreen",
     2: "loratui.tui.screens.crop:CropScreen",
     3: "loratui.tui.screens.tags:TagsScreen",
+    4: "loratui.tui.screens.params:ParamsScreen",
+    5: "loratui.tui.screens.train:TrainScreen",
+    6: "loratui.tui.screens.preview:PreviewScreen",
 }
 DEMO_BANNER = "DEMO: tiny models, made-up pictures: every step works, the results mean nothing"
 
@@ -71,6 +73,9 @@ class WizardApp(App):
         self.current = 1
         self._steps: dict[int, Screen] = {}
         self.gpu_name = ""
+        self.quit_lines: list[str] = []  # what run_wizard prints after quitting with a job running
+        self.settings_claim = None  # loratui.wizard_lock.SettingsClaim, while this wizard edits the settings
+        self.settings_holder = None  # the other wizard that edits them (this one is then read-only)
 
     # --- screens --------------------------------------------------------------------------------------------
 
@@ -97,12 +102,8 @@ class WizardApp(App):
         if number not in self._steps:
             import importlib
 
-            from loratui.tui.screens.step_screen import CommandStepScreen
-
-            screen_class: type = CommandStepScreen
-            if number in STEP_SCREENS:
-                module, _, class_name = STEP_SCREENS[number].partition(":")
-                screen_class = getattr(importlib.import_module(module), class_name)
+            module, _, class_name = STEP_SCREENS[number].partition(":")
+            screen_class = getattr(importlib.import_module(module), class_name)
             self._steps[number] = screen_class(STEPS[number - 1])
             self.install_screen(self._steps[number], name=name)
         return name
@@ -122,7 +123,12 @@ class WizardApp(App):
 
     def _remember(self) -> None:
         from loratui.recent import remember
+        from loratui.wizard_lock import SettingsClaim
 
+        if self.settings_claim is not None:
+            self.settings_claim.release()  # another project opened: its own claim
+        self.settings_claim = SettingsClaim(self.project.state_dir) if self.project else None
+        self.settings_holder = self.settings_claim.acquire() if self.settings_claim else None
         remember(self.root)  # for the welcome screen's "Open recent" (it never fails: a nicety)
         self.set_interval(STATE_POLL_S, self.poll_state)
         self._find_gpu()
@@ -229,13 +235,14 @@ class WizardApp(App):
         if self.project is None:
             self._say("Choose a start and press enter first.")
             return
-        if self.current >= len(STEPS):
-            self._say("This is the last step.")
-            return
         from loratui.tui.screens.step_screen import StepScreen
 
         # The step validates and may first do what it still needs (prepare, write captions): then it moves on.
+        # The last step is asked too: Preview renders the grid, then opens its install dialog.
         if isinstance(self.screen, StepScreen) and not self.screen.ready_for_next():
+            return
+        if self.current >= len(STEPS):
+            self._say("This is the last step.")
             return
         self.go_to(self.current + 1)
 
@@ -293,11 +300,36 @@ class WizardApp(App):
         if job is None:
             self.exit()
             return
-        from loratui.tui.screens.quit_dialog import QuitDialog
+        from loratui.tui.screens.quit_dialog import QuitDialog, labelled
 
-        commands = [f"loratui {self.root}", f"loratui status {self.root}", f"loratui logs {self.root} --follow",
-                    f"loratui stop {self.root}"]
-        self.push_screen(QuitDialog(job.kind or "job", commands), lambda quit_: quit_ and self.exit(commands))
+        root = self.root
+        if job.kind == "train":
+            # Design §6: the job, how far it is, and the three ways back to it, printed again after the exit.
+            pairs = [("Watch it again", f"loratui {root}"), ("Follow the log", f"loratui logs {root} --follow"),
+                     ("Stop it", f"loratui stop {root}")]
+            commands = [command for _, command in pairs]
+            dialog = QuitDialog("training", commands, summary=_training_summary(job), labelled_commands=pairs)
+            self.quit_lines = ["Training keeps running after you quit:", _training_summary(job), *labelled(pairs)]
+        else:
+            commands = [f"loratui {root}", f"loratui status {root}", f"loratui logs {root} --follow",
+                        f"loratui stop {root}"]
+            dialog = QuitDialog(job.kind or "job", commands)
+            self.quit_lines = ["The job keeps running. Follow it with:", *(f"  {c}" for c in commands)]
+        self.push_screen(dialog, lambda quit_: quit_ and self.exit(commands))
+
+
+def _training_summary(job) -> str:  # noqa: ANN001 (a JobStatus)
+    """``job 48211, 40% done, about 12 minutes left.``"""
+    parts = [f"job {job.pid}" if job.pid else f"job {job.job_id}"]
+    if job.percent is not None:
+        parts.append(f"{job.percent:.0f}% done")
+    if job.eta_s is not None:
+        minutes = round(job.eta_s / 60)
+        parts.append(f"about {minutes} minute{'s' if minutes != 1 else ''} left" if minutes else
+                     "under a minute left")
+    elif job.step is None:
+        parts.append("still loading the model")
+    return ", ".join(parts) + "."
 
 
 def run_wizard(root: Path, *, ascii_only: bool = False, demo: bool = False) -> int:
@@ -307,5 +339,6 @@ def run_wizard(root: Path, *, ascii_only: bool = False, demo: bool = False) -> i
     app = WizardApp(root, ascii_only=ascii_only, demo=demo)
     result = app.run()
     if isinstance(result, list):
-        print("The job keeps running. Follow it with:", *(f"  {c}" for c in result), sep="\n", file=sys.stdout)
+        print(*(app.quit_lines or ["The job keeps running. Follow it with:", *(f"  {c}" for c in result)]),
+              sep="\n", file=sys.stdout)
     return 0

@@ -17,7 +17,24 @@ MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
 
 
 class ModelTree(DirectoryTree):
-    """Folders (hidden ones left out) and model files only: a Stable Diffusion folder has thousands of others."""
+    """Folders (hidden ones left out) and model files only: a Stable Diffusion folder has thousands of others.
+    backspace climbs to the parent folder (the tree starts at the current model's folder)."""
+
+    # One-cell marks instead of Textual's folder emoji, whose width differs between terminals (design §2.10)
+    ICON_NODE_EXPANDED = "▾ "
+    ICON_NODE = "▸ "
+    ICON_FILE = "  "
+    BINDINGS = [Binding("backspace", "parent", "Parent folder", show=False)]
+
+    def use_ascii(self) -> None:
+        """--ascii: plain marks and guides (Textual draws box-drawing lines, ambiguous width in CJK terminals)."""
+        self.ICON_NODE_EXPANDED, self.ICON_NODE = "- ", "+ "
+        self.LINES = {name: ("  ", "| ", "`-", "|-") for name in DirectoryTree.LINES}
+
+    def action_parent(self) -> None:
+        parent = Path(self.path).parent
+        if parent != Path(self.path):
+            self.path = parent
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if not p.name.startswith(".")
@@ -54,14 +71,17 @@ class ModelBrowser(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="browse-box") as box:
             box.border_title = f"{self.label}: a .safetensors file or a diffusers folder"
-            box.border_subtitle = "enter takes it  tab path/tree  esc cancels"
+            box.border_subtitle = "enter takes it  backspace up  tab path/tree  esc cancels"
             yield Input(self.current, placeholder="~/sd/models/Stable-diffusion/model.safetensors", id="browse-path",
                         select_on_focus=False)
             yield ModelTree(self._start_folder(), id="browse-tree")
             yield Static("", id="browse-error")
 
     def on_mount(self) -> None:
-        self.query_one("#browse-tree", ModelTree).focus()
+        tree = self.query_one("#browse-tree", ModelTree)
+        if getattr(self.app, "ascii_only", False):
+            tree.use_ascii()
+        tree.focus()
 
     def action_switch(self) -> None:
         tree, path = self.query_one("#browse-tree"), self.query_one("#browse-path")
@@ -86,8 +106,14 @@ class ModelBrowser(ModalScreen[str | None]):
             self.query_one("#browse-error", Static).update(f"{failed} Type a path, or esc to keep the old one.")
             return
         path = Path(text).expanduser()
-        if not (path if path.is_absolute() else self.root / path).exists():
+        full = path if path.is_absolute() else self.root / path
+        if not full.exists():
             self.query_one("#browse-error", Static).update(f"{failed} {text}: not found. Type another path.")
+            return
+        if full.is_dir() and not (full / "model_index.json").is_file():
+            tree = self.query_one("#browse-tree", ModelTree)
+            tree.path = full  # a plain folder: show what is in it
+            tree.focus()
             return
         self.dismiss(text)
 

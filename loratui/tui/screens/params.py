@@ -81,7 +81,6 @@ class ParamsScreen(StepScreen):
         ("^o", "browse for the base model (or the focused path field)"),
         ("^s", "save the settings as a preset"),
         ("^z", "put the focused field back to the preset's value"),
-        ("^n", "next step (refused while a field is not valid)"),
     )
     COMMANDS = {ParamsCommands}
     BINDINGS = [
@@ -156,8 +155,7 @@ class ParamsScreen(StepScreen):
         with Horizontal(id="params-main"):
             with VerticalScroll(id="params-form"):
                 yield from self._compose_rows(form)
-                yield Static("Everything else comes from the preset;\n^t Expert shows and explains all of it.",
-                             id="beginner-note")
+                yield Static("", id="beginner-note")
             with Vertical(id="params-steps-box"):
                 yield StepsPanel("counting the pictures…", id="steps-panel")
                 # Brackets so it reads as a button without colour (MarkedButton adds them itself under --ascii)
@@ -317,12 +315,18 @@ class ParamsScreen(StepScreen):
             self._schedule_model_check()
         if spec.setting == "concepts.repeats" or spec.setting == "project.output_name":
             self._refresh_fixed()
-        self._schedule_save()
+        if spec.hint() is not str:
+            self._schedule_save()
+        # Text (a path, a name, a prompt) is saved on enter or when the field is left, never half-typed.
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self._save_now()
         self.action_move(1)
+
+    def on_descendant_blur(self, event) -> None:  # noqa: ANN001
+        if self._pending_edits():
+            self._save_now()
 
     def on_descendant_focus(self, event) -> None:  # noqa: ANN001
         widget = event.widget
@@ -394,7 +398,7 @@ class ParamsScreen(StepScreen):
             elif self._changed(spec, row.concept):
                 note = f"✎ {self._compared_with()}: {shown(self._baseline_value(spec))}"
             if spec.setting == "project.base_model" and not problem:
-                below = self.model_note if form.project.base_model else "none: required. ^o browses for it"
+                below = self.model_note if form.project.base_model else "none: required (^o browses)"
             if spec.unit and not spec.readonly and not problem and not note:
                 note = spec.unit
             if note and not below and not row.fits(note):
@@ -427,6 +431,9 @@ class ParamsScreen(StepScreen):
         view = self.query_one("#view-switch", ViewSwitch)
         on, off = ("*", " ") if self.wizard.ascii_only else ("◉", " ")
         view.update(Text(f"({off if self.expert else on}) Beginner ({on if self.expert else off}) Expert"))
+        source = "the preset" if self.baseline_name else "loratui's defaults"
+        self.query_one("#beginner-note", Static).update(
+            Text(f"Everything else comes from {source};\n^t Expert shows and explains all of it."))
         count = len(self.changed_fields())
         changed = self.query_one("#params-changed", Static)
         changed.update(Text(f"{count} changed ✎" if count else "no changes"))
@@ -729,6 +736,7 @@ class ParamsScreen(StepScreen):
             return
         row.set_text(path)
         self.on_edited(Edited(row, path))
+        self._save_now()  # a picked path is whole, not half-typed
         self._focus_row(row)
 
     def on_choice_chosen(self, event: Choice.Chosen) -> None:

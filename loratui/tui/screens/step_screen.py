@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -94,19 +93,3 @@ class StepScreen(Screen):
     def say(self, message: str, level: str = "i") -> None:
         self.query_one(StatusLine).say(message, level)
 
-
-class CommandStepScreen(StepScreen):
-    """A step whose screen is not built yet: it says so and gives the commands that do the step today, never a
-    screen that pretends."""
-
-    BINDINGS = [Binding("ctrl+r", "noop", show=False)]
-
-    def compose_body(self) -> ComposeResult:
-        root = self.wizard.root
-        lines = ["This step runs from the shell for now (its screen comes in a later version of loratui):", ""]
-        lines += [f"  {command.strip()}" for command in self.step.shell(root).split("·")]
-        lines += ["", "^n goes on to the next step, esc back, ^g to any step, ? for help."]
-        yield Static("\n".join(lines), id="commands")
-
-    def action_noop(self) -> None:
-        self.say(f"{self.step.name} runs from the shell for now: {self.step.shell(self.wizard.root).split('·')[0]}")

@@ -163,6 +163,7 @@ class TagsScreen(StepScreen):
         self._trig_rows: set[str] = set()  # keys of the rows drawn as the trigger (trig)
         self.pictures: list = []  # CaptionEntry in the pictures list's order
         self._next_after_write = False
+        self._next_after_tagging = False  # ^n on an untagged dataset: tag, then ^n again (write, move on)
         self._busy = False
         self._editing = None  # the CaptionEntry whose caption the one-line field edits
         self._holders = 0  # how many of self.pictures carry the highlighted tag (they come first)
@@ -202,7 +203,8 @@ class TagsScreen(StepScreen):
 
     def _show_head(self) -> None:
         kind = f" {'kind':{KIND_WIDTH}}" if self.wide else ""
-        self.query_one("#tag-head", Static).update(f"  {'use':5} {'tag':{TAG_WIDTH}}{kind} imgs")
+        for head in self.query("#tag-head").results(Static):  # none while the app is closing under a new screen
+            head.update(f"  {'use':5} {'tag':{TAG_WIDTH}}{kind} imgs")
 
     def wide_changed(self) -> None:
         self._show_head()
@@ -225,6 +227,7 @@ class TagsScreen(StepScreen):
         self._busy = False
         self.loaded = loaded
         if loaded.error:
+            self._next_after_tagging = False
             self.say(loaded.error, "✗")
             return
         table = loaded.table
@@ -240,7 +243,11 @@ class TagsScreen(StepScreen):
         if not loaded.entries:
             self.say(NO_PICTURES, "!")
         elif not any(e.has_caption for e in loaded.entries) and first:
-            self.say("No captions yet. ^r runs the tagger.")
+            self.say("No captions yet. ^r runs the tagger (^n too, with the settings as they are).")
+        if self._next_after_tagging and any(e.has_caption for e in loaded.entries):
+            self._next_after_tagging = False
+            if self.ready_for_next():  # nothing left to write: on to Parameters
+                self.wizard.go_to(self.step.number + 1)
 
     def _show_trigger_info(self) -> None:
         loaded = self.loaded
@@ -784,21 +791,26 @@ class TagsScreen(StepScreen):
         self.app.push_screen(TaggerDialog(loaded.model, loaded.general, loaded.character, loaded.merge, captions),
                              self._run_tagger)
 
-    def _run_tagger(self, options) -> None:
+    def _run_tagger(self, options) -> bool:
         if options is None:
             self.say("Tagger not started.")
-            return
+            return False
         trigger = self.query_one("#trigger", Input).value.strip()
         if trigger and not self._trigger_changed():
             from dataclasses import replace
 
             options = replace(options, trigger=trigger)
         if self.query_one(JobPanel).start(options):
-            self.say(f"Tagging with {Path(options.model).name}: ^r cancels; ^q leaves it running.")
+            model = options.model or (self.loaded.model if self.loaded else "") or "the tagger"
+            self.say(f"Tagging with {Path(model).name}: ^r cancels; ^q leaves it running.")
+            return True
+        return False
 
     @on(JobPanel.Finished)
     def _job_finished(self, event: JobPanel.Finished) -> None:
         status = event.status
+        if status.state != "done":
+            self._next_after_tagging = False
         if status.state == "done":
             self.say(f"Tagging done: {status.message or 'captions written'}. Review the tags, then ^s.")
         else:
@@ -817,6 +829,15 @@ class TagsScreen(StepScreen):
             return False
         if self.query_one(JobPanel).running:
             self.say("The tagger is still running: wait for it, or ^r cancels it.", "!")
+            return False
+        loaded = self.loaded
+        if loaded is not None and not loaded.error and loaded.entries \
+                and not any(e.has_caption for e in loaded.entries):
+            # Nothing tagged yet: run the tagger with the project's settings (no dialog: ^n means "do what is
+            # left"), then come back here to write what is pending and move on.
+            from loratui.jobs.command import TagOptions
+
+            self._next_after_tagging = self._run_tagger(TagOptions())
             return False
         if self.loaded is not None and not self.loaded.error and self._dirty():
             self._next_after_write = True

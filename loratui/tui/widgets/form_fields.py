@@ -122,7 +122,8 @@ class Choice(Static, can_focus=True):
 
     def _draw(self) -> None:
         down = "v" if getattr(self.app, "ascii_only", False) else "▾"
-        self.update(Text(f"[ {self.value} {down} ]"))
+        # no inner spaces for a long value: "[cosine_with_restarts ▾]" still fits the expert column at 80
+        self.update(Text(f"[ {self.value} {down} ]" if len(self.value) < 16 else f"[{self.value} {down}]"))
 
     def action_open(self) -> None:
         self.app.push_screen(ChoiceDialog(self.title_text, self.choices, self.value), self._chosen)
@@ -144,6 +145,18 @@ class Choice(Static, can_focus=True):
             return
         self.set_value(value)
         self.post_message(self.Chosen(self, value))
+
+
+class NumberInput(Input):
+    """A number's input: ``?`` opens the help (as everywhere else) instead of being typed, since no number has it."""
+
+    async def _on_key(self, event) -> None:  # noqa: ANN001
+        if event.character == "?":
+            event.stop()
+            event.prevent_default()
+            self.app.action_help()  # type: ignore[attr-defined]
+            return
+        await super()._on_key(event)
 
 
 class FieldRow(Vertical):
@@ -194,8 +207,9 @@ class FieldRow(Vertical):
                 yield Choice(str(self.value), spec.choices, spec.label, classes="field-editor")
             else:
                 yield Static("[", classes="field-bracket")
-                yield Input(shown(self.value), compact=True, select_on_focus=False,
-                            classes=f"field-editor {self.width_class}".strip())
+                kind = Input if spec.hint() is str else NumberInput
+                yield kind(shown(self.value), compact=True, select_on_focus=False,
+                           classes=f"field-editor {self.width_class}".strip())
                 yield Static("]", classes="field-bracket")
             yield Static("", classes="field-note")
         yield Static("", classes="field-below")
