@@ -158,15 +158,11 @@ class WizardApp(App):
         if self.project is None:
             return
         self.state = read_state(self.project)
-        from textual.app import ScreenStackError
-
         from loratui.tui.screens.step_screen import StepScreen
 
-        try:
-            screen = self.screen
-        except ScreenStackError:
-            return  # closing: no screen left to refresh
-        if isinstance(screen, StepScreen) and screen.is_mounted:
+        # The step under a dialog is still on show: its step bar and status line follow the job too.
+        screen = next((s for s in reversed(self.screen_stack) if isinstance(s, StepScreen)), None)
+        if screen is not None and screen.is_mounted:
             screen.refresh_frame()
 
     def on_command_palette_opened(self) -> None:

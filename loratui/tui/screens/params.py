@@ -433,7 +433,7 @@ class ParamsScreen(StepScreen):
         view.update(Text(f"({off if self.expert else on}) Beginner ({on if self.expert else off}) Expert"))
         source = "the preset" if self.baseline_name else "loratui's defaults"
         self.query_one("#beginner-note", Static).update(
-            Text(f"Everything else comes from {source};\n^t Expert shows and explains all of it."))
+            Text(f"Everything else: {source}.\n^t Expert shows and explains all of it."))
         count = len(self.changed_fields())
         changed = self.query_one("#params-changed", Static)
         changed.update(Text(f"{count} changed ✎" if count else "no changes"))

@@ -235,7 +235,11 @@ class PreviewScreen(StepScreen):
         if ended and self.waiting:
             self.waiting = False
             self.say("Training ended: rendering the grid.")
-            self._start_render()
+            options = self._options(quiet=True)
+            if options is not None:
+                # Read the checkpoints again first: the run's final file is new (a row the plan lacks).
+                self._render_after_read = False
+                self._read(options)
 
     def _output_files(self) -> tuple:
         project = self.wizard.project

@@ -243,7 +243,7 @@ class TagsScreen(StepScreen):
         if not loaded.entries:
             self.say(NO_PICTURES, "!")
         elif not any(e.has_caption for e in loaded.entries) and first:
-            self.say("No captions yet. ^r runs the tagger (^n too, with the settings as they are).")
+            self.say("No captions yet: ^r (or ^n) runs the tagger.")
         if self._next_after_tagging and any(e.has_caption for e in loaded.entries):
             self._next_after_tagging = False
             if self.ready_for_next():  # nothing left to write: on to Parameters
@@ -489,7 +489,7 @@ class TagsScreen(StepScreen):
     def _picture_prompt(self, entry, holds: bool, missing: bool, current: bool = False) -> str:
         glyphs = self.wizard.glyphs
         text = (f"{glyphs.cursor if current else ' '}{glyphs.done if holds else ' '} {entry.image.name}"
-                f"{' (missing)' if missing else ''}")
+                f"{' (without it)' if missing else ''}")
         return text.replace("[", r"\[")
 
     @on(OptionList.OptionHighlighted, "#pics")

@@ -200,7 +200,8 @@ class TrainScreen(StepScreen):
         if status.alive and status.started:
             started = time.strftime("%H:%M", time.localtime(status.started))
             minutes = int((time.time() - status.started) // 60)
-            self.say(f"Re-attached: training started {started}, running {minutes} min.")
+            running = f"{minutes} min" if minutes else "under a minute"
+            self.say(f"Re-attached: training started {started}, running {running}.")
         elif status.finished and status.state in (DONE, STOPPED, FAILED, LOST):
             how = {DONE: "finished", STOPPED: "stopped", FAILED: "failed", LOST: "ended (LOST)"}[status.state]
             level = "✗" if status.state in (FAILED, LOST) else "i"

@@ -66,4 +66,6 @@ class StatusLine(Static):
         width = self.size.width or 80
         if self.machine and width >= 120 and len(left) + len(self.machine) + 3 <= width:
             left = f"{left:<{width - len(self.machine) - 2}} {self.machine} "
+        elif len(left) > width:
+            left = left[: width - 1] + "…"  # one row: cut, never wrapped out of sight (^p shows it in full)
         self.update(left)
