@@ -161,7 +161,8 @@ async def test_quit_while_training_and_a_new_app_reattaches_with_the_loss_histor
             screen = await _open_train(pilot, app)  # opens on the running job's step
             assert app.current == 5
             await _until(pilot, lambda: len(screen.query_one(Sparkline).data) >= 3)
-            assert _said(screen).endswith("running under a minute.") and "Re-attached: training started " in _said(screen)
+            said = _said(screen)
+            assert said.endswith("running under a minute.") and "Re-attached: training started " in said
             seen = len(screen.query_one(Sparkline).data)
             await _until(pilot, lambda: app.state is not None and app.state.running is not None)
             await pilot.press("ctrl+q")
