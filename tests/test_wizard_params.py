@@ -287,3 +287,18 @@ async def test_a_second_wizard_on_the_project_is_read_only(prepared):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot, app)
         assert not _row(screen, "training.epochs").editor.disabled
+
+
+async def test_at_120x40_the_help_adds_the_default_the_preset_value_and_the_limits(prepared):
+    app = WizardApp(prepared.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+g", "4")
+        await _until(pilot, lambda: isinstance(app.screen, ParamsScreen) and app.screen.estimate is not None)
+        screen = app.screen
+        _row(screen, "training.epochs").editor.focus()
+        await pilot.pause()
+        help_text = _text(screen.query_one("#params-help"))
+        assert "How many full passes" in help_text
+        assert "Default 10 · preset sd15-character: 10 · allowed: 1 to 10,000" in help_text
+        assert "bucket" in _panel(screen) and "batches" in _panel(screen)  # the per-bucket table

@@ -180,9 +180,9 @@ PARAMS_KEYS = {
     "save-preset": ("ctrl+g", "4", "ctrl+s"),
     "choice": ("ctrl+g", "4", "ctrl+t", *("down",) * 12, "enter"),
     "browse": ("ctrl+g", "4", "ctrl+o"),
-    "load-over-changes": ("ctrl+g", "4", "tab", "tab", "tab", "tab", "tab", "backspace", "2", "shift+tab",
-                          "shift+tab", "shift+tab", "shift+tab", "shift+tab", "shift+tab", "shift+tab", "enter",
-                          "down", "down", "enter"),
+    # epochs changed (base model, output name, repeats, epochs), then back to the preset field: a replace dialog
+    "load-over-changes": ("ctrl+g", "4", "tab", "tab", "tab", "backspace", "backspace", "8", "0", "shift+tab",
+                          "shift+tab", "shift+tab", "shift+tab", "shift+tab", "enter", "down", "down", "enter"),
 }
 
 

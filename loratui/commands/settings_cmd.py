@@ -31,7 +31,7 @@ def run_settings(args: argparse.Namespace) -> int:
                 continue
             meta = f.metadata
             default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
-            limits = _limits(meta)
+            limits = limits_text(meta)
             print(f"{key} = {default!r}{'  (' + limits + ')' if limits else ''}")
             print(textwrap.indent(textwrap.fill(meta["help"], 76), "    "))
             shown += 1
@@ -40,7 +40,7 @@ def run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limits(meta: dict) -> str:
+def limits_text(meta: dict) -> str:
     parts = []
     if meta["choices"]:
         parts.append(" | ".join(meta["choices"]))

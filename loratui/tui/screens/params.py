@@ -495,6 +495,8 @@ class ParamsScreen(StepScreen):
             if row.spec.readonly:
                 number = {"Images": 1, "Crop": 2, "Tags": 3}.get(row.spec.set_in, 0)
                 text += f" Set on step {row.spec.set_in}" + (f" (^g {number})." if number else ".")
+            elif self.wide:
+                text += "\n" + self._facts(row)  # 120x40: room for the default, the preset's value and the limits
             focused = f"  {row.label_text} (focused):" if first is None and not self.read_only else ""
             valid.update(Text(_cut(state + focused, max(20, self.size.width - 1))))
             help_line.update(Text(text))
@@ -506,6 +508,21 @@ class ParamsScreen(StepScreen):
             valid.update(Text(_cut(state, max(20, self.size.width - 1))))
             help_line.update(Text("^t switches between the beginner form and every setting; the preset's "
                                   "values are the ones ✎ compares with; ^s saves yours as a preset."))
+
+    def _facts(self, row: FieldRow) -> str:
+        """ "Default 10 · preset sd15-character: 10 · allowed: 1 to 10,000 · `loratui settings training.epochs`" """
+        from loratui.commands.settings_cmd import limits_text
+        from loratui.config import default_of
+
+        spec = row.spec
+        parts = [f"Default {shown(default_of(spec.section, spec.key))}"]
+        if self.baseline_name and spec.section in PRESET_SECTIONS:
+            parts.append(f"preset {self.baseline_name}: {shown(self._baseline_value(spec))}")
+        limits = limits_text(spec.meta())
+        if limits:
+            parts.append(f"allowed: {limits}")
+        parts.append(f"more: loratui settings {spec.section}.{spec.key}")
+        return " · ".join(parts)
 
     def _first_problem(self) -> tuple[FieldSpec, int, str] | None:
         for row in self.rows:
@@ -783,8 +800,8 @@ class ParamsScreen(StepScreen):
 
             self.app.push_screen(ReplaceDialog(
                 f"Load preset {name}?",
-                f"Your {changed} changed settings go back to {name}'s values. The base model, output name and "
-                "concepts stay.", "Load it", "Keep mine"), load)
+                f"Your {changed} changed setting{'s go' if changed != 1 else ' goes'} back to {name}'s values. "
+                "The base model, output name and concepts stay.", "Load it", "Keep mine"), load)
         else:
             load(True)
 
