@@ -379,3 +379,96 @@ async def test_pictures_view_at_120x40_and_what_t_says_at_80x24(rendered):
         assert " .65✓" in [_text(line) for line in tiles.query(".tile-line")]
         await pilot.press("ctrl+t")
         assert screen.query_one(ScoreGrid).display and app.focused is screen.query_one(ScoreGrid)
+
+
+# --- the palette (design §4.6: render only the suggested row, the PNG path, negative prompt, sampling steps) ------
+
+
+async def _palette(pilot, words: str) -> None:
+    await pilot.press("ctrl+p", *words)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_palette_renders_only_the_suggested_row_as_a_grid_job_of_that_checkpoint(rendered, monkeypatch):
+    from loratui.jobs.command import command_line
+
+    started = []
+    monkeypatch.setattr(JobPanel, "start", lambda self, options: started.append(options) or True)
+    app = WizardApp(rendered.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, app)
+        await _palette(pilot, "suggested row")  # every cell of the suggested row (final) is cached
+        assert started == []
+        assert _said(app).startswith("Every cell of final is rendered (cached)")
+        write_rendered_grid(rendered, missing=((1, 0), (2, 0)))  # a cell missing in ep04's row and in final's
+        screen.reload()
+        await _until(pilot, lambda: screen.view.missing == 2)
+        assert screen.view.cells[screen.view.suggested].label == "final"
+        await _palette(pilot, "suggested row")
+        await _until(pilot, lambda: bool(started))
+        options = started[0]
+        final = rendered.output_dir / "akari.safetensors"
+        assert options.KIND == "grid" and options.checkpoints == (str(final),)
+        assert ["--checkpoints", str(final.resolve())] == command_line(rendered.root, options)[2:4]
+        assert _said(app).startswith("Rendering 1 cell of final: ^r cancels")
+
+
+async def test_palette_shows_the_grid_png_path_in_full(rendered):
+    app = WizardApp(rendered.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(pilot, app)
+        await _palette(pilot, "grid png path")
+        path = rendered.root / "preview" / "grid-1200.png"
+        assert path.is_absolute() and _said(app) == f"Grid PNG: {path}"
+
+
+async def test_palette_negative_prompt_esc_keeps_enter_saves_and_the_next_render_uses_it(rendered, monkeypatch):
+    from loratui.config import PreviewSettings
+    from loratui.jobs.command import command_line
+    from loratui.tui.screens.preview_palette import NegativePromptDialog
+
+    started = []
+    monkeypatch.setattr(JobPanel, "start", lambda self, options: started.append(options) or True)
+    default = PreviewSettings().negative_prompt
+    before = rendered.config_path.read_text(encoding="utf-8")
+    app = WizardApp(rendered.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, app)
+        await _palette(pilot, "negative prompt")
+        await _dialog(pilot, app, NegativePromptDialog)
+        field = app.screen.query_one("#negative", Input)
+        assert field.value == default and app.screen.focused is field
+        await pilot.press(*"x", "escape")  # esc keeps the saved one
+        await _until(pilot, lambda: app.screen is screen)
+        assert _said(app) == "Negative prompt kept."
+        assert rendered.config_path.read_text(encoding="utf-8") == before
+
+        await _palette(pilot, "negative prompt")
+        await _dialog(pilot, app, NegativePromptDialog)
+        app.screen.query_one("#negative", Input).value = ""
+        await pilot.press(*"ugly, blurry", "enter")
+        await _until(pilot, lambda: app.screen is screen)
+        assert _said(app).startswith("Negative prompt saved")
+        preview = tomllib.loads(rendered.config_path.read_text(encoding="utf-8"))["preview"]
+        assert preview["negative_prompt"] == "ugly, blurry"
+        # the grid is planned again with it: every cell is new (the cached ones had the old negative prompt)
+        await _until(pilot, lambda: screen.view.options.negative_prompt == "ugly, blurry"
+                     and screen.view.missing == len(screen.view.cells))
+        await pilot.press("ctrl+r")
+        await _until(pilot, lambda: bool(started))
+        assert started[0].negative_prompt == "ugly, blurry" and started[0].checkpoints is None
+        assert "--negative-prompt=ugly, blurry" in command_line(rendered.root, started[0])
+
+
+async def test_palette_sampling_steps_focuses_the_steps_field(rendered):
+    app = WizardApp(rendered.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, app)
+        assert isinstance(app.focused, ScoreGrid)
+        await _palette(pilot, "sampling steps")
+        assert app.focused is screen.query_one("#pv-steps", Input)
+        assert _said(app).startswith("Sampling steps: 1-150")
+        await pilot.press("escape")  # back to the grid
+        assert isinstance(app.focused, ScoreGrid)

@@ -23,6 +23,7 @@ from loratui.tui.screens.stop_dialog import StopDialog
 from loratui.tui.screens.train import TrainScreen
 from loratui.tui.widgets.log_view import TrainLog
 from loratui.tui.widgets.status_line import StatusLine
+from loratui.tui.widgets.train_checkpoints import CheckpointList
 
 pytestmark = pytest.mark.asyncio
 
@@ -139,7 +140,7 @@ async def test_start_watch_stop_resume_and_train_to_done(trainable):
         await _until(pilot, lambda: screen.update.status.state == "done" and not screen._launched)
         done = _state(screen)
         assert done.startswith("DONE  10 epochs in 0:0") and done.endswith(". ^n compares them.")
-        rows = _text(screen.query_one("#ckpt-lines"))
+        rows = "\n".join(screen.query_one(CheckpointList).lines)
         assert "▸ ep10" in rows and " loss " in rows
         # Both parts' checkpoints: the ones saved before the stop are listed after the resume too.
         labels = [row.label for row in screen.update.checkpoints]
@@ -282,3 +283,157 @@ async def test_health_warnings_show_while_running_and_a_vanished_job_reads_lost(
         screen = await _open_train(pilot, app)
         assert _state(screen) == ("LOST: the job ended without a word (killed or out of memory?). Last state: step 3. "
                                   "^r starts again.")
+
+
+# --- the palette's Train commands, enter on a checkpoint --------------------------------------------------------
+
+
+def _hand_run(project, *, epochs: int = 4, every: int = 2, done: bool = True, alive_until=None) -> list[Path]:
+    """A finished run written by hand through the job contract (two steps an epoch, a file every ``every``
+    epochs, the final file last): no training. Returns the files in the order the run wrote them."""
+    from loratui.jobs import events as ev
+    from loratui.jobs.runner import job
+
+    files: list[Path] = []
+    total = epochs * 2
+    with job(project, "train", ["train", str(project.root)]) as handle:
+        handle.emit(ev.Plan(total_steps=total, steps_per_epoch=2, epochs=epochs, device="cpu"))
+        for step in range(1, total + 1):
+            handle.emit(ev.Step(step=step, total_steps=total, epoch=(step - 1) // 2 + 1, epochs=epochs,
+                                loss=0.2 - step / 100, lr=1e-4, images_per_s=3.0))
+            epoch = step // 2
+            if step % 2 == 0 and (epoch % every == 0 or epoch == epochs):
+                name = "project.safetensors" if epoch == epochs else f"project-{epoch:06d}.safetensors"
+                path = project.output_dir / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"\0" * 1000)
+                handle.emit(ev.Checkpoint(path=str(path), epoch=epoch, step=step))
+                files.append(path)
+        if done:
+            handle.done(steps=total, total_steps=total)
+    return files
+
+
+async def _palette(pilot, app, words: str) -> None:
+    await pilot.press("ctrl+p", *words)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def _message(screen) -> str:
+    return screen.query_one(StatusLine).message  # whole: the status line cuts it at 80 columns
+
+
+async def test_palette_shows_the_train_command_and_the_log_file(tmp_path, tiny_sd15_dir):
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=1)
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_train(pilot, app)
+        await _palette(pilot, app, "train: show the command")
+        assert app.screen is screen
+        assert _message(screen) == f"From a shell: loratui train {app.root} --detach"
+        await _palette(pilot, app, "train: show the log")
+        assert _message(screen) == "No log file yet: no training job has run in this project (^r starts one)."
+    _hand_run(project, done=True)  # a run in a terminal: no log file
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_train(pilot, app)
+        await _palette(pilot, app, "train: show the log")
+        assert _message(screen).startswith("No log file: this training ran in a terminal")
+
+
+async def test_palette_start_from_scratch_asks_then_moves_the_old_run_aside_and_trains(tmp_path, tiny_sd15_dir):
+    from loratui.tui.screens.train import ScratchDialog
+
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=1)
+    old = _hand_run(project)  # a finished run: ^r refuses to train over it
+    try:
+        app = WizardApp(project.root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open_train(pilot, app)
+            assert screen.update.trained
+            await _palette(pilot, app, "train: start again")
+            assert isinstance(app.screen, ScratchDialog)
+            await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
+            text = str(app.screen.query_one("#replace-box Static").render())
+            assert "its 2 LoRA files in output/ go to output/old-<time>/" in text and "nothing is deleted" in text
+            assert app.screen.focused.id == "no"  # the safe answer is focused
+            await pilot.press("enter")
+            assert app.screen is screen and "The earlier run stays as it is." in _said(screen)
+            assert not job_status(project, "training").alive and all(path.is_file() for path in old)
+
+            await _palette(pilot, app, "train: start again")
+            await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
+            await pilot.press("r")
+            assert app.screen is screen and "Training started again from scratch" in _said(screen)
+            await _until(pilot, lambda: job_status(project, "training").alive or screen.update.status.state == "done")
+            # Refused while it runs (the same check as ^r's start).
+            if screen._alive():
+                await _palette(pilot, app, "train: start again")
+                assert app.screen is screen and "Training is running: stop it first" in _message(screen)
+            await _palette(pilot, app, "train: show the log")
+            log = job_status(project, "training").log_path
+            assert log and _message(screen) == f"Log: {log}"
+            await _until(pilot, lambda: screen.update.status.state == "done" and not screen._launched)
+        assert "--from-scratch" in job_status(project, "training").argv  # through start_job, as ^r starts
+        archived = list(project.output_dir.glob("old-*"))
+        assert len(archived) == 1
+        assert sorted(p.name for p in archived[0].glob("*.safetensors")) == sorted(p.name for p in old)
+        assert (project.output_dir / "project.safetensors").is_file()  # the new run's own final file
+    finally:
+        _end_job(project)
+
+
+async def test_palette_start_from_scratch_is_refused_while_training_runs(tmp_path, tiny_sd15_dir):
+    from loratui.jobs import events as ev
+    from loratui.jobs.runner import job
+
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=4)
+    with job(project, "train", ["train", str(project.root)]) as handle:
+        handle.emit(ev.Plan(total_steps=8, steps_per_epoch=2, epochs=4, device="cpu"))
+        handle.emit(ev.Step(step=1, total_steps=8, epoch=1, epochs=4, loss=0.2, lr=1e-4, images_per_s=3.0))
+        app = WizardApp(project.root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open_train(pilot, app)
+            assert screen.update.status.alive
+            await _palette(pilot, app, "train: start again")
+            assert app.screen is screen  # no dialog
+            assert _message(screen) == "Training is running: stop it first (^r asks), then start again from scratch."
+        handle.done(steps=1, total_steps=8)
+
+
+async def test_enter_on_a_checkpoint_opens_preview_on_its_row(tmp_path, tiny_sd15_dir):
+    from loratui.tui.screens.preview import PreviewScreen
+
+    project, _ = tiny_project(tmp_path, tiny_sd15_dir, epochs=6)
+    files = _hand_run(project, epochs=6)  # ep02, ep04 and the final file (ep06)
+    app = WizardApp(project.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_train(pilot, app)
+        checkpoints = screen.query_one(CheckpointList)
+        await _until(pilot, lambda: len(checkpoints.rows) == 3)
+        assert [line[:6] for line in checkpoints.lines] == ["  ep02", "  ep04", "▸ ep06"]  # the newest marked
+        # Focus order (design §4.5): the log, then the checkpoints.
+        assert screen.focused is screen.query_one(TrainLog)
+        await pilot.press("tab")
+        assert screen.focused is checkpoints
+        await pilot.press("up", "up")  # the mark follows the highlight
+        assert checkpoints.lines[0].startswith("▸ ep02") and checkpoints.lines[2].startswith("  ep06")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, PreviewScreen) and app.screen._read_once)
+        preview = app.screen
+        assert app.current == 6
+        row = next(c.row for c in preview.view.cells if (project.root / c.checkpoint).resolve() == files[0].resolve())
+        await _until(pilot, lambda: preview.cursor[0] == row)
+        assert row == 0 and preview.current_cell().checkpoint.endswith("project-000002.safetensors")
+
+        # Back on Train, the last checkpoint this time.
+        await pilot.press("ctrl+g", "5")
+        await _until(pilot, lambda: app.screen is screen)
+        checkpoints.focus()
+        await pilot.press("end", "enter")
+        await _until(pilot, lambda: app.screen is preview)
+        last = next(c.row for c in preview.view.cells if (project.root / c.checkpoint).resolve() == files[-1].resolve())
+        await _until(pilot, lambda: preview.cursor[0] == last)
+        assert last == len(preview.view.rows) - 1 != row

@@ -2,7 +2,8 @@
 (checkpoints x weights) with the highlighted cell drawn on the right; ^r renders what is missing as a
 `loratui grid --detach` job (cells fill in from its events; cached cells are reused), space picks a cell
 (grid.json), enter zooms, ^s opens the install dialog. While training runs on a CPU-only machine it waits for the
-training to end, and says why."""
+training to end, and says why. The palette's entries (render only the suggested row, the PNG path, the negative
+prompt, sampling steps) are in preview_palette.py; the install keys in preview_install.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from loratui.tui.screens.preview_cells import DONE, FAILED, QUEUED, RENDERING, CellEvents, GridView, apply_cell
+from loratui.tui.screens.preview_install import PreviewInstall
+from loratui.tui.screens.preview_palette import NegativePromptDialog, PreviewCommands
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.job_panel import JobPanel
 from loratui.tui.widgets.picture import Picture
@@ -38,7 +41,7 @@ def cpu_wait_message() -> str:
             "other tenfold, so the grid renders when training ends (^r renders now anyway).")
 
 
-class PreviewScreen(StepScreen):
+class PreviewScreen(PreviewInstall, StepScreen):
     HELP_TEXT = ("Render every checkpoint at every weight with the same seed and a prompt the pictures never "
                  "had (the trigger plus smile): the best cell looks like your pictures and still bends to the "
                  "prompt. space picks it, ^s installs it into your WebUI or ComfyUI.")
@@ -52,6 +55,7 @@ class PreviewScreen(StepScreen):
         ("tab", "prompt, seed, weights, steps: edit, then ^r"),
         ("esc", "leave a field, or go back a step"),
     )
+    COMMANDS = {PreviewCommands}
     BINDINGS = [
         Binding("ctrl+r", "render", "Render", key_display="^r", id="preview.render"),
         Binding("ctrl+s", "install", "Install", key_display="^s", id="preview.install"),
@@ -99,6 +103,8 @@ class PreviewScreen(StepScreen):
         self._training = False
         self.pictures = True  # at 120x40 the grid is drawn as pictures (^t: the score table)
         self._render_after_read: bool | None = None  # ^r came before the grid of the typed fields was read
+        self._row_after_read: str | None = None  # ... and it was for one row only (this checkpoint)
+        self.negative_prompt: str | None = None  # [preview].negative_prompt (None: unread, the engine reads it)
 
     # --- layout ---------------------------------------------------------------------------------------------
 
@@ -157,6 +163,7 @@ class PreviewScreen(StepScreen):
         except Exception:  # noqa: BLE001 - a broken loratui.toml: the plan says why, in one line
             return
         preview = config.preview
+        self.negative_prompt = preview.negative_prompt
         values = {"prompt": fill_prompt(preview.prompt, config), "seed": str(preview.seed),
                   "weights": " ".join(_short(format_weight(w)) for w in preview.weights), "steps": str(preview.steps)}
         for name, value in values.items():
@@ -184,6 +191,7 @@ class PreviewScreen(StepScreen):
         self._read_once = True
         self.view = view
         asked, self._render_after_read = self._render_after_read, None
+        one_row, self._row_after_read = self._row_after_read, None
         if view.rows:
             row, column = self.cursor
             self.cursor = (min(row, len(view.rows) - 1), min(column, len(view.weights) - 1))
@@ -196,7 +204,7 @@ class PreviewScreen(StepScreen):
             (self._grid_widget() if view.rows else self.query_one("#pv-prompt", Input)).focus()
         self._draw()
         if asked is not None:
-            self._start_render(asked=asked)
+            self._start_render(asked=asked, checkpoint=one_row)
             return
         self._after_read()
 
@@ -480,7 +488,7 @@ class PreviewScreen(StepScreen):
 
         values = {name: self.query_one(f"#pv-{name}", Input).value.strip() for name in FIELDS}
         problem, field = "", ""
-        options = GridOptions(prompt=values["prompt"])
+        options = GridOptions(prompt=values["prompt"], negative_prompt=self.negative_prompt)
         try:
             options.weights = parse_weights(values["weights"])
             if not options.weights:
@@ -549,7 +557,8 @@ class PreviewScreen(StepScreen):
             return
         self._start_render(asked=True)
 
-    def _start_render(self, *, asked: bool = False) -> bool:
+    def _start_render(self, *, asked: bool = False, checkpoint: str | None = None) -> bool:
+        """Render the missing cells (of ``checkpoint``'s row only, when given) as a `loratui grid` job."""
         if self.view.error:
             self.say(EMPTY if self.view.error.startswith("no checkpoints") else self.view.error, "!")
             return False
@@ -558,10 +567,19 @@ class PreviewScreen(StepScreen):
             return False
         if options != self.view.options:
             # The fields changed since the grid on screen was read: read theirs first (the job follows it).
-            self._render_after_read = asked
+            self._render_after_read, self._row_after_read = asked, checkpoint
             self._read(options)
             return True
-        if self.view.rows and not self.view.missing and self.view.same_grid and asked:
+        cells = [c for c in self.view.cells if checkpoint is None or c.checkpoint == checkpoint]
+        missing = sum(1 for c in cells if c.state != DONE)
+        if checkpoint is not None and not cells:
+            self.say("That checkpoint is no longer in the grid: ^r renders the whole grid.", "!")
+            return False
+        if checkpoint is not None and not missing:
+            self.say(f"Every cell of {cells[0].label} is rendered (cached): change the weights, seed or prompt for "
+                     "new ones.")
+            return False
+        if self.view.rows and not missing and self.view.same_grid and asked:
             self.say("Every cell is rendered (cached): change the weights, seed or prompt for new ones.")
             return False
         if self.waiting and asked:
@@ -571,18 +589,20 @@ class PreviewScreen(StepScreen):
         from loratui.jobs.command import GridOptions as GridJob
         from loratui.preview.grid_plan import format_weight
 
-        job = GridJob(prompt=options.prompt, seed=options.seed, steps=options.steps,
-                      weights=",".join(format_weight(w) for w in options.weights))
+        only = None if checkpoint is None else (str(self.wizard.project.root / checkpoint),)
+        weights = ",".join(format_weight(w) for w in options.weights)
+        job = GridJob(checkpoints=only, prompt=options.prompt, negative_prompt=options.negative_prompt,
+                      seed=options.seed, steps=options.steps, weights=weights)
         panel = self.query_one(JobPanel)
         if not panel.start(job):
             return False
         self._job_view = self.view
-        for cell in self.view.cells:
+        for cell in cells:
             if cell.state != DONE:
                 cell.state, cell.error = QUEUED, None
         self.query_one("#pv-tip").display = False
-        self.say(f"Rendering {self.view.missing} cell{'s' if self.view.missing != 1 else ''}: ^r cancels; "
-                 "done cells are cached.")
+        row = f" of {cells[0].label}" if checkpoint is not None else ""
+        self.say(f"Rendering {missing} cell{'s' if missing != 1 else ''}{row}: ^r cancels; done cells are cached.")
         self._draw()
         return True
 
@@ -649,34 +669,56 @@ class PreviewScreen(StepScreen):
         self._install_after_render = False
         self.say(event.message, "✗")
 
-    # --- installing -----------------------------------------------------------------------------------------
+    # --- the palette (design §4.6) ------------------------------------------------------------------------
 
-    def action_install(self) -> None:
+    def action_render_suggested_row(self) -> None:
         if self.query_one(JobPanel).running:
-            self.say("The grid is rendering: wait for it (or ^r cancels it), then ^s installs.", "!")
+            self.say("The grid is rendering: wait for it (or ^r cancels it), then render the suggested row.", "!")
             return
-        self._prepare_install()
-
-    @work(thread=True, exclusive=True, group="preview-install", exit_on_error=False)
-    def _prepare_install(self) -> None:
-        from loratui.tui.screens.install_dialog import install_plan
-
-        plan = install_plan(self.wizard.project)
-        self.app.call_from_thread(self._open_install, plan)
-
-    def _open_install(self, plan) -> None:  # noqa: ANN001
-        if isinstance(plan, str):
-            self.say(plan, "✗")
+        if self.view.error:
+            self.say(EMPTY if self.view.error.startswith("no checkpoints") else self.view.error, "!")
             return
-        from loratui.tui.screens.install_dialog import InstallDialog
+        if self.view.suggested is None:
+            self.say("No suggestion yet: ^r renders the whole grid and scores it; then this renders its row.", "!")
+            return
+        self._start_render(asked=True, checkpoint=self.view.cells[self.view.suggested].checkpoint)
 
-        self.app.push_screen(InstallDialog(plan), self._installed)
+    def action_show_png_path(self) -> None:
+        if not self.view.png:
+            self.say("No grid PNG yet: ^r writes preview/grid-<time>.png (full size).", "!")
+            return
+        self.say(f"Grid PNG: {self.wizard.project.root / self.view.png}")
 
-    def _installed(self, message: str | None) -> None:
-        if message:
-            self.say(message)
-        else:
-            self.say("Nothing installed.")
+    def action_negative_prompt(self) -> None:
+        if self.negative_prompt is None:
+            self._fill_inputs()
+        self.app.push_screen(NegativePromptDialog(self.negative_prompt or ""), self._negative_prompt_given)
+
+    def _negative_prompt_given(self, value: str | None) -> None:
+        from loratui.errors import LoratuiError
+
+        if value is None:
+            self.say("Negative prompt kept.")
+            return
+        if value == self.negative_prompt:
+            self.say("Negative prompt unchanged.")
+            return
+
+        def change(config) -> None:  # noqa: ANN001
+            config.preview.negative_prompt = value
+
+        try:
+            self.wizard.project.update(change)
+        except (LoratuiError, OSError) as exc:
+            self.say(f"The negative prompt was not saved: {exc}", "✗")
+            return
+        self.negative_prompt = value
+        self.say("Negative prompt saved: the next ^r renders with it (new cells).")
+        self._replan_now()
+
+    def action_focus_steps(self) -> None:
+        self.query_one("#pv-steps", Input).focus()
+        self.say("Sampling steps: 1-150 (more = slower, finer); enter or esc goes back to the grid, ^r renders.")
 
     # --- the pictures view (^t) -----------------------------------------------------------------------------
 

@@ -1,32 +1,37 @@
 """Step 5 Train (design §4.5, §6): the pre-flight checklist before the first run; then the detached
 `loratui train` job followed live (state, progress, the loss sparkline, learning rate, VRAM, checkpoints, the log);
 ^r starts it, asks before stopping it, and resumes a stopped one; opening a project whose training runs
-re-attaches to it."""
+re-attaches to it. enter on a checkpoint opens it in Preview; the palette starts again from scratch (asks first),
+shows the shell command and the job's log file."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Static
+from textual.widget import Widget
+from textual.widgets import Button, OptionList, Static
 
 from loratui.errors import LoratuiError
 from loratui.jobs.kinds import DONE, FAILED, LOST, NONE, RUNNING, STOPPED, STOPPING
 from loratui.jobs.status import JobStatus
 from loratui.training.checklist import FAIL, OK, Checklist
 from loratui.training.estimate import checkpoint_epochs
+from loratui.tui.commands import Command, ListedCommands
+from loratui.tui.screens.preset_dialogs import ReplaceDialog
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.log_view import TrainLog
 from loratui.tui.widgets.loss_panel import LossPanel
 from loratui.tui.widgets.marked_button import MarkedButton
-from loratui.tui.widgets.train_feed import FeedUpdate, TrainFeed
+from loratui.tui.widgets.train_checkpoints import CheckpointList
+from loratui.tui.widgets.train_feed import CheckpointRow, FeedUpdate, TrainFeed
 from loratui.tui.widgets.train_text import (
     ago,
-    checkpoint_line,
     done_text,
     next_checkpoint,
     progress_bar,
@@ -35,9 +40,47 @@ from loratui.tui.widgets.train_text import (
 )
 
 POLL_S = 0.25  # 4 reads a second at most (design §8); each reads only what the job wrote since the last
-CHECKPOINT_ROWS = 5
 RUN_LABELS = {"start": "Start", "stop": "Stop...", "resume": "Resume"}
 MARKS = {OK: "done", "warn": "!", FAIL: "failed"}  # Glyphs attribute names ("!" is the same everywhere)
+PREVIEW_TRIES = 200  # enter on a checkpoint: Preview's grid is looked for this many times, every PREVIEW_POLL_S
+PREVIEW_POLL_S = 0.05
+
+
+class TrainCommands(ListedCommands):
+    """The palette's Train commands (design §4.5): start again from scratch, the shell line, the log file."""
+
+    def _commands(self) -> list[Command]:
+        screen = self.screen
+        if not isinstance(screen, TrainScreen):
+            return []
+        return [
+            ("Train: start again from scratch", "asks first; the earlier run's files move to output/old-<time>/",
+             screen.action_from_scratch),
+            ("Train: show the command", "the loratui train line that ^r runs, in the status line",
+             screen.action_show_train_command),
+            ("Train: show the log file", "the training job's log path, in the status line", screen.action_show_log),
+        ]
+
+
+class ScratchDialog(ReplaceDialog):
+    """Start again from scratch? "Keep the earlier run" is focused (and what esc means); r starts again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("Start again from scratch?", text, "Start again", "Keep the earlier run")
+
+
+def scratch_text(update: FeedUpdate | None) -> str:
+    """What --from-scratch does with this project's earlier run (training.loop's archive_previous_run)."""
+    previous = update.previous if update is not None else None
+    parts = []
+    if previous is not None and previous.files:
+        count = len(previous.files)
+        parts.append(f"its {count} LoRA file{'s' if count != 1 else ''} in output/")
+    if previous is not None and previous.state is not None:
+        parts.append("its saved state" + (f" ({previous.steps})" if previous.steps else ""))
+    what = " and ".join(parts) if parts else "its files"
+    return (f"A new run starts at step 0 with the settings as they are now. The earlier run's files move aside "
+            f"first: {what} go to output/old-<time>/ (renamed, nothing is deleted).")
 
 
 class TrainScreen(StepScreen):
@@ -49,6 +92,7 @@ class TrainScreen(StepScreen):
         ("up/pgup", "scroll the log back (following pauses)"),
         ("end", "follow the end of the log again"),
         ("^t", "the log: all lines <-> warnings only"),
+        ("enter", "on a checkpoint (tab to the list): open it in Preview"),
         ("^n", "on to Preview (starts training first if none has run)"),
         ("esc", "back to Params; training goes on"),
     )
@@ -61,6 +105,7 @@ class TrainScreen(StepScreen):
         Binding("ctrl+t", "warnings", "Warnings", show=False, id="train.warnings"),
         Binding("q", "q_hint", show=False, id="train.q"),
     ]
+    COMMANDS = {TrainCommands}
     DEFAULT_CSS = """
     TrainScreen #train-state { height: auto; max-height: 3; }
     TrainScreen #train-bar { height: 1; }
@@ -68,7 +113,7 @@ class TrainScreen(StepScreen):
     TrainScreen #loss-box { width: 1fr; height: 100%; border: round $panel; padding: 0 1; }
     TrainScreen #ckpt-box { width: 29; height: 100%; border: round $panel; padding: 0 1; }
     TrainScreen #log-box { height: 1fr; border: round $panel; }
-    TrainScreen #log-box:focus-within { border: heavy $accent; }
+    TrainScreen #log-box:focus-within, TrainScreen #ckpt-box:focus-within { border: heavy $accent; }
     TrainScreen TrainLog { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; overflow-x: hidden; }
     TrainScreen #train-hint { height: 1; }
     TrainScreen #check-box { display: none; height: 1fr; border: round $panel; padding: 0 1; }
@@ -81,7 +126,7 @@ class TrainScreen(StepScreen):
     TrainScreen.-wide #ckpt-box { width: 62; }
     .-ascii TrainScreen #loss-box, .-ascii TrainScreen #ckpt-box, .-ascii TrainScreen #log-box,
     .-ascii TrainScreen #check-box { border: ascii $panel; }
-    .-ascii TrainScreen #log-box:focus-within { border: ascii $accent; }
+    .-ascii TrainScreen #log-box:focus-within, .-ascii TrainScreen #ckpt-box:focus-within { border: ascii $accent; }
     """
     SCOPED_CSS = False  # every rule names TrainScreen; unscoped so the app's -ascii class reaches them
 
@@ -112,7 +157,7 @@ class TrainScreen(StepScreen):
                 yield LossPanel(id="loss")
             with Vertical(id="ckpt-box") as checkpoints:
                 checkpoints.border_title = "Checkpoints"
-                yield Static("", id="ckpt-lines", markup=False)
+                yield CheckpointList(id="ckpt-lines")
         with Vertical(id="log-box"):
             yield TrainLog(id="train-log")
         with Vertical(id="check-box") as box:
@@ -280,15 +325,23 @@ class TrainScreen(StepScreen):
             else None
         box = self.query_one("#ckpt-box")
         box.border_title = f"Checkpoints {len(rows)} of {total}" if total else f"Checkpoints {len(rows)}"
-        shown = rows[-(CHECKPOINT_ROWS if not self.wide else 10):]
-        cursor = self.wizard.glyphs.cursor
-        lines = [checkpoint_line(row, cursor if row is rows[-1] else " ", self.wide) for row in shown]
-        if not rows:
-            lines.append("none yet")
+        extra = [] if rows else ["none yet"]
         upcoming = next_checkpoint(status, update.save_every)
         if upcoming:
-            lines.append(upcoming)
-        self._put("#ckpt-lines", "\n".join(lines))
+            extra.append(upcoming)
+        # Every row is in the list; it scrolls to the newest rows and the ETA line under them.
+        self.query_one(CheckpointList).show(rows, extra, wide=self.wide, mark=self.wizard.glyphs.cursor)
+
+    @property
+    def focus_chain(self) -> list[Widget]:
+        """Design §4.5: Start -> log -> checkpoints (the list sits above the log, so by place it would come first)."""
+        chain = list(super().focus_chain)
+        checkpoints = next((w for w in chain if isinstance(w, CheckpointList)), None)
+        log = next((w for w in chain if isinstance(w, TrainLog)), None)
+        if checkpoints is not None and log is not None:
+            chain.remove(checkpoints)
+            chain.insert(chain.index(log) + 1, checkpoints)
+        return chain
 
     def _show_hint(self) -> None:
         update = self.update
@@ -377,6 +430,52 @@ class TrainScreen(StepScreen):
     def action_start(self) -> None:
         self._start(resume=False)
 
+    def _alive(self) -> bool:
+        return self._launched or (self.update is not None and self.update.status.alive)
+
+    def action_from_scratch(self) -> None:
+        """The palette's "start again from scratch": asks first, then `loratui train DIR --detach --from-scratch`."""
+        if self._alive():
+            self.say("Training is running: stop it first (^r asks), then start again from scratch.", "!")
+            return
+        update = self.update
+        if update is None:
+            self.say("Still reading the training job: a moment.")
+            return
+        if update.previous is None or not update.previous.exists:
+            self.say("No earlier run in output/ to start again from: ^r starts training.")
+            return
+        self.app.push_screen(ScratchDialog(scratch_text(update)), self._scratch_answered)
+
+    def _scratch_answered(self, again: bool | None) -> None:
+        if not again:
+            self.say("The earlier run stays as it is.")
+            return
+        self._start(resume=False, from_scratch=True)
+
+    def train_command(self) -> str:
+        """The shell line ^r runs now (with --resume when it resumes)."""
+        resume = " --resume" if self._run_action() == "resume" else ""
+        return f"loratui train {self.wizard.root} --detach{resume}"
+
+    def action_show_train_command(self) -> None:
+        self.say(f"From a shell: {self.train_command()}")
+
+    def action_show_log(self) -> None:
+        update = self.update
+        if update is None:
+            self.say("Still reading the training job: a moment.")
+            return
+        path = update.status.log_path
+        if update.status.state == NONE:
+            self.say("No log file yet: no training job has run in this project (^r starts one).")
+        elif not path:
+            self.say("No log file: this training ran in a terminal (not detached), its output went there.")
+        elif not Path(path).is_file():
+            self.say(f"The log file is gone: {path}", "!")
+        else:
+            self.say(f"Log: {path}")
+
     def action_resume(self) -> None:
         self._start(resume=True)
 
@@ -385,13 +484,14 @@ class TrainScreen(StepScreen):
         event.stop()
         self._start(resume=self._run_action() == "resume")
 
-    def _start(self, *, resume: bool) -> bool:
-        """Start (or resume) training as a detached job; False, having said why, when it cannot start."""
+    def _start(self, *, resume: bool, from_scratch: bool = False) -> bool:
+        """Start (or resume) training as a detached job; False, having said why, when it cannot start.
+        ``from_scratch``: the job first moves the earlier run's files to output/old-<time>/ (asked already)."""
         update = self.update
         if update is not None and update.status.alive:
             self.say("Training is already running: ^r asks before stopping it.")
             return False
-        if not resume:
+        if not resume and not from_scratch:
             if update is not None and update.trained:
                 self.say("This run is done: ^n compares its checkpoints. To train again from the start: loratui "
                          f"train {self.wizard.root} --from-scratch (keeps the old files)", "!")
@@ -409,7 +509,7 @@ class TrainScreen(StepScreen):
 
         project = self.wizard.project
         try:
-            job = start_job(project, TrainOptions(resume=resume))
+            job = start_job(project, TrainOptions(resume=resume, from_scratch=from_scratch))
         except LoratuiError as exc:
             self.say(str(exc), "✗")
             return False
@@ -421,8 +521,8 @@ class TrainScreen(StepScreen):
         self._show_hint()
         self._run_key = "stop"
         self._set_run_label(RUN_LABELS["stop"])
-        self.say(f"Training {'resumed' if resume else 'started'} (job {job.pid}): it keeps running if you quit (^q) "
-                 "or SSH drops.")
+        how = "resumed" if resume else "started again from scratch" if from_scratch else "started"
+        self.say(f"Training {how} (job {job.pid}): it keeps running if you quit (^q) or SSH drops.")
         return True
 
     def action_stop(self) -> None:
@@ -458,6 +558,42 @@ class TrainScreen(StepScreen):
     def action_q_hint(self) -> None:
         self.say("^q quits (training keeps running).")
 
+    # --- enter on a checkpoint: Preview with its row ----------------------------------------------------------
+
+    @on(OptionList.OptionSelected, "#ckpt-lines")
+    def _checkpoint_chosen(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        rows = self.query_one(CheckpointList).rows
+        if 0 <= event.option_index < len(rows):
+            self.open_in_preview(rows[event.option_index])
+
+    def open_in_preview(self, row: CheckpointRow) -> None:
+        """Go to Preview (step 6) with ``row``'s checkpoint highlighted once its grid is read."""
+        from loratui.tui.screens.preview import PreviewScreen
+
+        app = self.wizard
+        root = app.project.root if app.project is not None else Path(".")
+        target = Path(row.path).resolve()
+        app.go_to(self.step.number + 1)
+        tries = [PREVIEW_TRIES]
+
+        def place() -> None:
+            screen = next((s for s in reversed(app.screen_stack) if isinstance(s, PreviewScreen)), None)
+            tries[0] -= 1
+            if screen is not None and screen.is_mounted and screen._read_once:
+                found = preview_row(screen, target, row.label, root)
+                if found is not None:
+                    screen.cursor_to(found, None)
+                    return
+                if screen.view.error or tries[0] <= 0:
+                    if not screen.view.error:
+                        screen.say(f"{row.label} is not among the grid's checkpoints.", "!")
+                    return
+            if tries[0] > 0:
+                app.set_timer(PREVIEW_POLL_S, place)
+
+        app.set_timer(PREVIEW_POLL_S, place)
+
     # --- ^n -----------------------------------------------------------------------------------------------------
 
     def ready_for_next(self) -> bool:
@@ -474,3 +610,12 @@ class TrainScreen(StepScreen):
             self._next_when_done = True
             self.say("Training started: Preview opens when it is done (^n again goes there now).")
         return False
+
+
+def preview_row(screen, target: Path, label: str, root: Path) -> int | None:  # noqa: ANN001
+    """The row of Preview's grid that shows the checkpoint file ``target`` (by its path, else by its label)."""
+    view = screen.view
+    for cell in view.cells:
+        if (root / cell.checkpoint).resolve() == target:
+            return cell.row
+    return view.rows.index(label) if label in view.rows else None

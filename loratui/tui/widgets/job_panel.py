@@ -22,8 +22,8 @@ def progress_text(status: JobStatus, *, width: int = BAR_WIDTH) -> str:
     """One line: `prepare 21/38 [#####.....] 55% 4.2 pictures/s ETA 12s  a.png`, or the job's end."""
     kind = status.kind or "job"
     if not status.alive:
-        if status.state == "none":
-            return ""
+        if status.state in ("none", "done"):
+            return ""  # a job that went well: the status line's "✓ prepare DONE 14:02" says it, the step shows it
         reason = f": {status.message}" if status.message and status.state != "done" else ""
         return f"{kind} {status.state.upper()}{reason}"
     done, total = (status.step, status.total_steps) if status.total_steps else (status.done, status.total)
