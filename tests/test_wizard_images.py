@@ -249,8 +249,9 @@ async def test_a_missing_source_folder_is_one_line_not_a_traceback(project, pict
         screen = app.screen
         await _scanned(pilot, screen)
         assert "no such folder" in _rows(screen)[0]
-        status = _text(screen.query_one(StatusLine))
-        assert "✗" in status and "no such folder" in status
+        line = screen.query_one(StatusLine)
+        assert line.level == "✗" and "no such folder" in line.message and "\n" not in line.message
+        assert "✗" in _text(line) and len(_text(line)) <= 80  # one row: a long path is cut, ^p shows it whole
 
 
 async def test_rows_come_from_the_listing_first_then_fill_in_as_the_scan_reads_them(project):

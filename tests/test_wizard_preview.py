@@ -385,10 +385,9 @@ async def test_pictures_view_at_120x40_and_what_t_says_at_80x24(rendered):
 
 
 async def _palette(pilot, words: str) -> None:
-    await pilot.press("ctrl+p", *words)
-    await pilot.pause(0.3)
-    await pilot.press("enter")
-    await pilot.pause()
+    from pilot_helpers import run_palette
+
+    await run_palette(pilot, words)
 
 
 async def test_palette_renders_only_the_suggested_row_as_a_grid_job_of_that_checkpoint(rendered, monkeypatch):

@@ -225,7 +225,7 @@ async def test_the_tagger_runs_from_the_wizard_to_the_end(untagged):
     app = WizardApp(untagged.root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot, app)
-        assert "No captions yet. ^r runs the tagger." in _said(screen)
+        assert "No captions yet: ^r (or ^n) runs the tagger." in _said(screen)
         assert screen.loaded.table.rows == []
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, TaggerDialog)

@@ -315,10 +315,9 @@ def _hand_run(project, *, epochs: int = 4, every: int = 2, done: bool = True, al
 
 
 async def _palette(pilot, app, words: str) -> None:
-    await pilot.press("ctrl+p", *words)
-    await pilot.pause(0.3)
-    await pilot.press("enter")
-    await pilot.pause()
+    from pilot_helpers import run_palette
+
+    await run_palette(pilot, words)
 
 
 def _message(screen) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from loratui.config import Config
 from loratui.config_io import CONFIG_FILE
+from loratui.demo.choices import FEATURE_TAGS, LORA_FOLDER, write_demo_choices
 from loratui.errors import LoratuiError
 from loratui.hf_logging import quiet_hf_libraries
 from loratui.project import Project, create_project
@@ -51,14 +52,12 @@ def build_demo_project(root: Path, progress: Callable[[str], None] = lambda step
     progress("writing the project settings")
     project, config = create_project(root, pictures, CONCEPT, repeats=2, trigger=TRIGGER, base_model=str(model))
     _tune_for_tiny_models(config, model_config, tagger)
-    # The seed article's choice, made ahead: the trigger word carries the character's own features, so the
-    # tagger leaves them out and the wizard's Tags step shows them as DEL (^n alone gets a sensible LoRA).
-    from loratui.demo.headless import FEATURE_TAGS, LORA_FOLDER
-
-    config.tagging.deleted_tags = list(FEATURE_TAGS)
     project.save(config)
     # A stand-in WebUI beside the project, so the install step has a Lora folder to find on any machine.
     (root / LORA_FOLDER).mkdir(parents=True, exist_ok=True)
+    # The seed article's choice, made ahead for the wizard: the trigger word carries the character's own features.
+    # The Tags step marks them DEL once the tagger found them, so ^n alone writes a sensible dataset.
+    write_demo_choices(project, FEATURE_TAGS)
     return DemoProject(project, pictures, len(images), model, model_config, tagger)
 
 

@@ -15,13 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from loratui.demo.choices import FEATURE_TAGS, LORA_FOLDER
 from loratui.errors import LoratuiError
 from loratui.invocation import program
-
-# What the seed article deletes: the character's own features, so the trigger word learns to carry them. The
-# demo's pictures always show them, so its tagger finds them on every picture.
-FEATURE_TAGS = ("red hair", "blue eyes")
-LORA_FOLDER = Path("webui") / "models" / "Lora"
 
 
 @dataclass

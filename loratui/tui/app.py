@@ -51,6 +51,7 @@ class WizardApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "loratui"
     COMMANDS = App.COMMANDS | {WizardCommands}
+    graphics = None  # terminal_graphics.Support: run_wizard's probe (None: not probed, e.g. under Pilot)
     BINDINGS = [
         Binding("ctrl+n", "next_step", "Next", id="next"),
         Binding("escape", "back", "Back", show=False, id="back"),
@@ -333,7 +334,17 @@ def run_wizard(root: Path, *, ascii_only: bool = False, demo: bool = False) -> i
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TEXTUAL_COLOR_SYSTEM", "standard")
     app = WizardApp(root, ascii_only=ascii_only, demo=demo)
+    from loratui.tui import terminal_graphics
+
+    # One round trip before the first frame (DA1 ends it at once); the Preview palette offers Kitty/Sixel only
+    # when the terminal said it draws them, never inside tmux or screen.
+    skipped = terminal_graphics.skip_reason(os.environ)
+    app.graphics = (terminal_graphics.Support(reason=skipped) if skipped else
+                    terminal_graphics.probe(0, 1, timeout_s=0.5))
     result = app.run()
+    if app.graphics is not None and app.graphics.kitty:
+        sys.stdout.write(terminal_graphics.kitty_delete())  # a picture drawn last must not outlive the wizard
+        sys.stdout.flush()
     if isinstance(result, list):
         print(*(app.quit_lines or ["The job keeps running. Follow it with:", *(f"  {c}" for c in result)]),
               sep="\n", file=sys.stdout)

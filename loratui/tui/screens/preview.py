@@ -3,7 +3,8 @@
 `loratui grid --detach` job (cells fill in from its events; cached cells are reused), space picks a cell
 (grid.json), enter zooms, ^s opens the install dialog. While training runs on a CPU-only machine it waits for the
 training to end, and says why. The palette's entries (render only the suggested row, the PNG path, the negative
-prompt, sampling steps) are in preview_palette.py; the install keys in preview_install.py."""
+prompt, sampling steps, terminal graphics) are in preview_palette.py, the graphics in preview_graphics.py, the
+install keys in preview_install.py."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from loratui.tui.screens.preview_cells import DONE, FAILED, QUEUED, RENDERING, CellEvents, GridView, apply_cell
+from loratui.tui.screens.preview_graphics import PreviewGraphics
 from loratui.tui.screens.preview_install import PreviewInstall
 from loratui.tui.screens.preview_palette import NegativePromptDialog, PreviewCommands
 from loratui.tui.screens.step_screen import StepScreen
@@ -41,7 +43,7 @@ def cpu_wait_message() -> str:
             "other tenfold, so the grid renders when training ends (^r renders now anyway).")
 
 
-class PreviewScreen(PreviewInstall, StepScreen):
+class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
     HELP_TEXT = ("Render every checkpoint at every weight with the same seed and a prompt the pictures never "
                  "had (the trigger plus smile): the best cell looks like your pictures and still bends to the "
                  "prompt. space picks it, ^s installs it into your WebUI or ComfyUI.")
@@ -353,10 +355,13 @@ class PreviewScreen(PreviewInstall, StepScreen):
             box.border_title = "Cell"
             picture.show(None)
             info.update("")
+            self.graphics_cell_changed()
             return
         glyphs = self.wizard.glyphs
         box.border_title = cell.title
-        picture.show(cell.file if cell.state == DONE else None)
+        # With terminal graphics on (palette), the box stays blank under the full-resolution picture.
+        picture.show(cell.file if cell.state == DONE and not self.graphics_on else None)
+        self.graphics_cell_changed()
         index = cell.row * len(self.view.weights) + cell.column
         if cell.state == QUEUED:
             lines = ["not rendered yet: ^r renders it" if not self.query_one(JobPanel).running else "queued"]

@@ -1,6 +1,7 @@
 """Step 6 Preview's palette entries (design §4.6 "Palette"): render only the suggested row, show the grid PNG's
-full path, the negative prompt (a one-field dialog; enter saves it to loratui.toml [preview], esc keeps it), and
-sampling steps (focuses the Steps field)."""
+full path, the negative prompt (a one-field dialog; enter saves it to loratui.toml [preview], esc keeps it),
+sampling steps (focuses the Steps field), and terminal graphics (only when the terminal answered the probe with Kitty
+or Sixel; never inside tmux or screen)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from loratui.tui.commands import Command, ListedCommands
 
 class PreviewCommands(ListedCommands):
     def _commands(self) -> list[Command]:
-        from loratui.tui.screens.preview import PreviewScreen
+        from loratui.tui.screens.step_screen import StepScreen
 
         screen = self.screen
-        if not isinstance(screen, PreviewScreen):
+        # The Preview step's screen (its class is not imported: preview.py imports this module)
+        if not isinstance(screen, StepScreen) or screen.step.number != 6:
             return []
         return [
             ("Preview: render only the suggested row", "its checkpoint at every weight (loratui grid --checkpoints)",
@@ -29,7 +31,19 @@ class PreviewCommands(ListedCommands):
             ("Preview: negative prompt", "what every cell avoids; saved to loratui.toml [preview]",
              screen.action_negative_prompt),
             ("Preview: sampling steps", "the Steps field (1-150), then ^r", screen.action_focus_steps),
+            *self._graphics(screen),
         ]
+
+    @staticmethod
+    def _graphics(screen) -> list[Command]:  # noqa: ANN001 - a PreviewScreen
+        """Only when the terminal answered the probe with Kitty or Sixel, and never inside tmux or screen."""
+        if not screen.graphics_offered():
+            return []
+        if screen.graphics_on:
+            return [("Preview: stop terminal graphics", "back to the half-cell picture",
+                     screen.action_terminal_graphics)]
+        return [("Preview: use terminal graphics (Kitty/Sixel)", "the highlighted cell at full resolution",
+                 screen.action_terminal_graphics)]
 
 
 class NegativePromptDialog(ModalScreen[str | None]):

@@ -164,6 +164,7 @@ class TagsScreen(StepScreen):
         self.pictures: list = []  # CaptionEntry in the pictures list's order
         self._next_after_write = False
         self._next_after_tagging = False  # ^n on an untagged dataset: tag, then ^n again (write, move on)
+        self._demo_marked = False  # the demo's own DEL choices were marked (once)
         self._busy = False
         self._editing = None  # the CaptionEntry whose caption the one-line field edits
         self._holders = 0  # how many of self.pictures carry the highlighted tag (they come first)
@@ -234,6 +235,7 @@ class TagsScreen(StepScreen):
         # Marks that now agree with what is saved are no longer changes.
         rows = {row.key: row for row in table.rows}
         self.marks = {k: v for k, v in self.marks.items() if k in rows and rows[k].deleted != v}
+        self._mark_demo_choices(table)
         trigger = self.query_one("#trigger", Input)
         if first:
             trigger.value = loaded.trigger
@@ -248,6 +250,22 @@ class TagsScreen(StepScreen):
             self._next_after_tagging = False
             if self.ready_for_next():  # nothing left to write: on to Parameters
                 self.wizard.go_to(self.step.number + 1)
+
+    def _mark_demo_choices(self, table) -> None:  # noqa: ANN001 - a TagTable
+        """The demo chose its DELs ahead (loratui.demo.choices): once the tagger found them, they are marked DEL
+        (pending, like a user's marks), so ^n writes them. Only once per screen: a tag kept again stays kept."""
+        if self._demo_marked:
+            return
+        from loratui.demo.choices import demo_delete_tags
+
+        found = [row for tag in demo_delete_tags(self.wizard.project)
+                 if (row := table.find(tag)) is not None and row.count and not row.deleted]
+        for row in found:
+            self.marks[row.key] = True
+        self._demo_marked = bool(found)
+        if found:
+            self.say(f"Demo: {', '.join(row.tag for row in found)} marked DEL (the trigger carries them); "
+                     "^n writes them.")
 
     def _show_trigger_info(self) -> None:
         loaded = self.loaded
