@@ -471,8 +471,6 @@ class ParamsScreen(StepScreen):
         self.estimate = result
         panel.show_estimate(result, done=self.wizard.glyphs.done, wide=self.wide)
         fit.set_class(not result.in_range and result.fit_epochs is not None, "-shown")
-        box = self.query_one("#params-steps-box")
-        box.border_title = "Steps"
 
     # --- the help rows (20-22) ------------------------------------------------------------------------------
 
@@ -697,18 +695,9 @@ class ParamsScreen(StepScreen):
         changed = self.changed_fields()
         for spec, concept in changed:
             write(self.form, spec, self._baseline_value(spec), concept)
-        self._reload_rows_from_form()
+        self._reload_rows()
         self._schedule_save()
         self.say(f"{len(changed)} settings back to {self.baseline_name or 'the defaults'}.")
-
-    def _reload_rows_from_form(self) -> None:
-        form = self.form
-        if form is None:
-            return
-        for row in self.rows:
-            if not row.spec.readonly and (row.spec.section != CONCEPTS or row.concept < len(form.concepts)):
-                row.set_text(_editor_text(row.spec, read(form, row.spec, row.concept)))
-        self._refresh_all()
 
     def action_fit_epochs(self) -> None:
         if self.estimate is None or self.estimate.fit_epochs is None or self.form is None:
@@ -790,7 +779,7 @@ class ParamsScreen(StepScreen):
                 return
             apply_preset(self.form, preset)
             self._read_baseline()
-            self._reload_rows_from_form()
+            self._reload_rows()
             self.query_one(".preset-choice", Choice).set_value(name)
             self._schedule_save()
             self.say(f"Preset {name} loaded: {preset.description}")
