@@ -22,3 +22,15 @@ async def run_palette(pilot, words: str) -> None:
         if not isinstance(pilot.app.screen, CommandPalette):
             break
     await pilot.pause()
+
+
+async def until(pilot, condition, seconds: float = 30.0, what: str = "the screen") -> None:
+    """Pause until ``condition()`` holds, up to ``seconds`` of wall time (not a count of pauses: on a loaded CI
+    machine each pause takes longer than asked)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        await pilot.pause(0.05)

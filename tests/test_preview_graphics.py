@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until as _until
 from preview_fixtures import checkpoint_project, write_rendered_grid
 
 from loratui.project import Project
@@ -39,14 +40,6 @@ def written(monkeypatch) -> list[str]:
     out: list[str] = []
     monkeypatch.setattr(preview_graphics, "write_to_terminal", lambda app, data: out.append(data))
     return out
-
-
-async def _until(pilot, condition, seconds: float = 20.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the screen")
 
 
 async def _open(pilot, app) -> PreviewScreen:

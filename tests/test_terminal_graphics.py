@@ -49,7 +49,7 @@ def test_probe_reads_the_answers_up_to_da1_and_restores_the_tty(answer, kitty, s
         assert time.monotonic() - started < 1.5  # the DA1 answer ends it, not the timeout
         thread.join(1)
         assert (support.kitty, support.sixel) == (kitty, sixel)
-        assert heard[0] == (tg.KITTY_QUERY + tg.DA1_QUERY).encode()
+        assert heard[0] == (tg.KITTY_QUERY + tg.CELL_QUERY + tg.DA1_QUERY).encode()
         assert heard[0].startswith(b"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\")
         assert termios.tcgetattr(slave) == before
         assert support.any == (kitty or sixel)
@@ -78,6 +78,38 @@ def test_probe_with_no_answer_gives_no_support_within_the_timeout():
 def test_probe_of_something_that_is_not_a_tty_gives_no_support(tmp_path):
     with open(tmp_path / "f", "w+b") as handle:
         assert not tg.probe(handle.fileno(), handle.fileno()).any
+
+
+def test_the_cell_size_comes_from_the_window_size_then_the_probe_then_the_assumption():
+    """Sixel is drawn in pixels: xterm's 6x13 font and a 10x20 guess differ by half, so the picture would spill
+    out of its box (seen in a real xterm -ti vt340 before this)."""
+    import fcntl
+    import struct
+
+    from loratui.tui.screens import preview_graphics
+
+    answered = tg.parse_answer(b"\x1b[6;13;6t\x1b[?63;1;4c")
+    assert answered.sixel and answered.cell_pixels == (6, 13)
+    assert tg.parse_answer(b"\x1b[?63;1;4c").cell_pixels is None  # a terminal that keeps window ops off
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        assert tg.window_cell_pixels(slave) is None  # rows and columns only
+        assert preview_graphics.cell_pixels(answered, slave) == (6, 13)
+        assert preview_graphics.cell_pixels(tg.Support(sixel=True), slave) == preview_graphics.CELL_PIXELS
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 80 * 9, 24 * 18))
+        assert tg.window_cell_pixels(slave) == (9, 18)
+        assert preview_graphics.cell_pixels(answered, slave) == (9, 18)  # what the window says now wins
+    finally:
+        os.close(master)
+        os.close(slave)
+    # The same picture takes more cells with a smaller font, never more than its box.
+    from textual.geometry import Region
+
+    box = Region(0, 0, 40, 20)
+    assert preview_graphics.fit(box, (128, 128), (10, 20)) == Region(0, 0, 40, 20)
+    small = preview_graphics.fit(box, (128, 128), (6, 13))
+    assert small.width <= 40 and small.height <= 20 and abs(small.width * 6 - small.height * 13) <= 13
 
 
 def test_should_probe_never_inside_tmux_or_screen_nor_dumb_nor_without_ttys():

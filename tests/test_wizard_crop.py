@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until
 from textual.widgets import Input, OptionList, Static
 
 from loratui.project import Project, create_project
@@ -48,12 +49,8 @@ async def _crop_screen(pilot, app) -> CropScreen:
     raise AssertionError("the crop screen never listed its pictures")
 
 
-async def _until(pilot, condition, tries: int = 600) -> None:
-    for _ in range(tries):
-        await pilot.pause(0.1)
-        if condition():
-            return
-    raise AssertionError("timed out")
+async def _until(pilot, condition, seconds: float = 60.0) -> None:
+    await until(pilot, condition, seconds)
 
 
 async def test_a_resolution_that_is_not_a_multiple_of_64_is_refused_and_512_is_saved(project):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until
 from textual.binding import Binding
 from textual.widgets import Footer, Input, OptionList
 
@@ -87,6 +88,7 @@ async def test_help_lists_the_keys_filters_them_and_runs_the_chosen_one(project)
         await pilot.press("ctrl+g", "4", "tab", "tab")  # Epochs: a number field, where ? is help, not typed
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        first_help = app.screen
         keys = app.screen.query_one("#help-keys", OptionList)
         from loratui.tui.screens.params import ParamsScreen
 
@@ -110,6 +112,15 @@ async def test_help_lists_the_keys_filters_them_and_runs_the_chosen_one(project)
             if getattr(app.screen, "step", None) is not None and app.screen.step.number == 5:
                 break
         assert isinstance(app.screen, StepScreen) and app.screen.step.number == 5
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen) and app.screen is not first_help  # Train's own help
+        await pilot.press("escape", "ctrl+g", "4")
+        await until(pilot, lambda: getattr(app.screen, "step", None) is not None and app.screen.step.number == 4)
+        await pilot.press("f1")  # the help kept from before, left filtered by "next step": opens unfiltered
+        assert app.screen is first_help
+        assert app.screen.query_one("#help-filter", Input).value == ""
+        await until(pilot, lambda: keys.option_count == everything)
+        assert keys.highlighted == 0
 
 
 async def test_the_welcome_screen_writes_nothing_until_a_start_is_chosen(tmp_path, pictures):

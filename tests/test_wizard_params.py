@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until as _until
 from textual.widgets import Input
 
 from loratui.cli import main
@@ -42,14 +43,6 @@ def prepared(tmp_path: Path, monkeypatch) -> Project:
     project.config_path.write_text("# my own note, keep it\n" + text, encoding="utf-8")
     assert main(["prepare", str(project.root)]) == 0
     return project
-
-
-async def _until(pilot, condition, seconds: float = 20.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the screen")
 
 
 async def _open(pilot, app) -> ParamsScreen:

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until as _until
 from preview_fixtures import LORA_FOLDER, checkpoint_project, write_rendered_grid
 from textual.widgets import Input
 
@@ -33,14 +34,6 @@ def _text(widget) -> str:
 
 def _said(app) -> str:
     return app.screen.query_one(StatusLine).message
-
-
-async def _until(pilot, condition, seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the screen")
 
 
 async def _open(pilot, app) -> PreviewScreen:

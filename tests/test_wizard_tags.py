@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until as _until
 from textual.widgets import Input, OptionList
 
 from loratui.cli import main
@@ -62,14 +63,6 @@ def _captions(project: Project) -> dict[str, bytes]:
 
 def _tags(data: bytes) -> list[str]:
     return [t.strip() for t in data.decode().strip().split(",")]
-
-
-async def _until(pilot, condition, seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the screen")
 
 
 async def _open(pilot, app) -> TagsScreen:

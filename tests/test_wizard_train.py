@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pilot_helpers import until
 from test_train import tiny_project
 from textual.widgets import Sparkline
 
@@ -57,11 +58,7 @@ def _text(widget) -> str:
 
 
 async def _until(pilot, condition, seconds: float = 120.0) -> None:
-    for _ in range(int(seconds / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("timed out waiting for the screen")
+    await until(pilot, condition, seconds)
 
 
 async def _open_train(pilot, app) -> TrainScreen:
@@ -371,10 +368,11 @@ async def test_palette_start_from_scratch_asks_then_moves_the_old_run_aside_and_
             if screen._alive():
                 await _palette(pilot, app, "train: start again")
                 assert app.screen is screen and "Training is running: stop it first" in _message(screen)
+            await _until(pilot, lambda: screen.update.status.state == "done" and not screen._launched)
+            await pilot.pause(0.3)  # the run's end said first: the log's path is the last message then
             await _palette(pilot, app, "train: show the log")
             log = job_status(project, "training").log_path
             assert log and _message(screen) == f"Log: {log}"
-            await _until(pilot, lambda: screen.update.status.state == "done" and not screen._launched)
         assert "--from-scratch" in job_status(project, "training").argv  # through start_job, as ^r starts
         archived = list(project.output_dir.glob("old-*"))
         assert len(archived) == 1

@@ -64,10 +64,10 @@ class WizardApp(App):
     ]
 
     def __init__(self, root: Path, *, ascii_only: bool = False, demo: bool = False) -> None:
+        self.ascii_only = ascii_only  # before App's own __init__, which asks get_driver_class
         super().__init__()
         self.root = Path(root).expanduser().absolute()
         self.glyphs: Glyphs = ASCII if ascii_only else UNICODE
-        self.ascii_only = ascii_only
         self.demo = demo
         self.project: Project | None = Project(self.root) if (self.root / "loratui.toml").is_file() else None
         self.state: ProjectState | None = read_state(self.project) if self.project else None
@@ -109,13 +109,19 @@ class WizardApp(App):
             self.install_screen(self._steps[number], name=name)
         return name
 
+    def get_driver_class(self):  # -> type[Driver]
+        """Under --ascii the terminal's output goes through ascii_mode.to_ascii (see there)."""
+        driver = super().get_driver_class()
+        if not getattr(self, "ascii_only", False):
+            return driver
+        from loratui.tui.ascii_mode import ascii_driver
+
+        return ascii_driver(driver)
+
     def on_mount(self) -> None:
-        from textual.scrollbar import ScrollBar, ScrollBarRender
+        from loratui.tui import ascii_mode
 
-        from loratui.tui.widgets.ascii_scrollbar import AsciiScrollBarRender
-
-        # A class setting in Textual; one wizard per process, so it follows this app's mode.
-        ScrollBar.renderer = AsciiScrollBarRender if self.ascii_only else ScrollBarRender
+        ascii_mode.apply(self.ascii_only)  # Textual's class-level borders, bars and scrollbars for this mode
         if self.ascii_only:
             self.add_class("-ascii")
         if self.project is not None:
@@ -257,18 +263,24 @@ class WizardApp(App):
         self.push_screen(GotoScreen(), lambda number: number is not None and self.go_to(number))
 
     def action_help(self) -> None:
+        """Each screen's help is built once and kept installed: building it (an option list, a footer) is the
+        slowest key of the wizard while a training job shares the CPU, showing a kept one is a screen switch."""
         from loratui.tui.screens.help import HelpScreen
         from loratui.tui.screens.step_screen import StepScreen
 
         screen = self.screen
-        if isinstance(screen, StepScreen):
-            step = screen.step
-            keys = [(key, what, "") for key, what in screen.HELP_KEYS]
-            help_screen = HelpScreen(f"{step.number} {step.name}", screen.HELP_TEXT or step.purpose.capitalize()
-                                     + ".", keys, step.shell(self.root))
-        else:
-            help_screen = HelpScreen("Start", "Choose a start: a new project in this folder, or the demo.", [], "")
-        self.push_screen(help_screen, self._run_from_help)
+        name = f"help-{type(screen).__name__}-{getattr(getattr(screen, 'step', None), 'number', 0)}"
+        if not self.is_screen_installed(name):
+            if isinstance(screen, StepScreen):
+                step = screen.step
+                keys = [(key, what, "") for key, what in screen.HELP_KEYS]
+                help_screen = HelpScreen(f"{step.number} {step.name}", screen.HELP_TEXT
+                                         or step.purpose.capitalize() + ".", keys, step.shell(self.root))
+            else:
+                help_screen = HelpScreen("Start", "Choose a start: a new project in this folder, or the demo.",
+                                         [], "")
+            self.install_screen(help_screen, name)
+        self.push_screen(name, self._run_from_help)
 
     def _run_from_help(self, action: str | None) -> None:
         if action:

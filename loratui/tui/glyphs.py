@@ -16,7 +16,10 @@ class Glyphs:
     stopped: str = "▪"
     bar: str = "│"
     dot: str = "∙"
+    on: str = "◉"  # a chosen radio button, the suggested grid cell
+    changed: str = "✎"  # a setting that differs from the preset
 
 
 UNICODE = Glyphs()
-ASCII = Glyphs(done="v", failed="x", cursor=">", sep=">", running="~", stopped="*", bar="|", dot="-")
+ASCII = Glyphs(done="v", failed="x", cursor=">", sep=">", running="~", stopped="*", bar="|", dot="-", on="*",
+               changed="*")

@@ -20,6 +20,8 @@ ST = ESC + "\\"
 PROBE_ID = 31
 KITTY_QUERY = f"{ESC}_Gi={PROBE_ID},s=1,v=1,a=q,t=d,f=24;AAAA{ST}"
 DA1_QUERY = f"{ESC}[c"
+CELL_QUERY = f"{ESC}[16t"  # xterm's "report the cell size in pixels": ESC [ 6 ; height ; width t
+CELL_ANSWER = re.compile(rb"\x1b\[6;([0-9]+);([0-9]+)t")
 KITTY_OK = re.compile(rb"\x1b_Gi=" + str(PROBE_ID).encode() + rb";OK\x1b\\")
 DA1_ANSWER = re.compile(rb"\x1b\[\?([0-9;]*)c")
 CHUNK = 4096
@@ -39,6 +41,7 @@ class Support:
     kitty: bool = False
     sixel: bool = False
     reason: str = ""
+    cell_pixels: tuple[int, int] | None = None  # (width, height) of a cell, when the terminal said
 
     @property
     def any(self) -> bool:
@@ -75,7 +78,7 @@ def probe(fd_in: int, fd_out: int, timeout_s: float = 0.2) -> Support:
     answer = b""
     try:
         tty.setraw(fd_in, termios.TCSANOW)
-        os.write(fd_out, (KITTY_QUERY + DA1_QUERY).encode("ascii"))
+        os.write(fd_out, (KITTY_QUERY + CELL_QUERY + DA1_QUERY).encode("ascii"))  # DA1 last: all answer it
         deadline = time.monotonic() + timeout_s
         while not DA1_ANSWER.search(answer):
             left = deadline - time.monotonic()
@@ -105,7 +108,25 @@ def parse_answer(answer: bytes) -> Support:
     if not (kitty or sixel):
         reason = NO_ANSWER if not answer else "Your terminal answered the probe: it draws neither Kitty nor Sixel"
         return Support(reason=reason)
-    return Support(kitty=kitty, sixel=sixel)
+    cell = CELL_ANSWER.search(answer)
+    pixels = (int(cell.group(2)), int(cell.group(1))) if cell else None
+    return Support(kitty=kitty, sixel=sixel, cell_pixels=pixels if pixels and all(pixels) else None)
+
+
+def window_cell_pixels(fd: int) -> tuple[int, int] | None:
+    """A cell's (width, height) in pixels from the tty's window size, which most terminals fill in with the
+    pixels too (xterm, kitty, foot, WezTerm); None when it holds only rows and columns. Read again on every
+    picture: the user may change the font size while the wizard runs."""
+    import fcntl
+    import struct
+
+    try:
+        rows, columns, width, height = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return None
+    if not (rows and columns and width and height):
+        return None
+    return width // columns, height // rows
 
 
 # --- Kitty ------------------------------------------------------------------------------------------------------

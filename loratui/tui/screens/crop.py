@@ -186,7 +186,7 @@ class CropScreen(StepScreen):
         self.config = self._load()
         resolution = str(self.config.dataset.resolution) if self.config else "512"
         mode = self.config.dataset.crop if self.config else "focal"
-        on = "*" if self.wizard.ascii_only else "◉"
+        on = self.wizard.glyphs.on
         with Horizontal(id="crop-top"):
             yield Static("Resolution ")
             yield Input(resolution, id="resolution", compact=True, max_length=5, restrict=r"[0-9]*")

@@ -48,6 +48,16 @@ class HelpScreen(ModalScreen[str | None]):
         self.query_one("#help-filter", Input).focus()  # typing filters at once (design §2.5)
         self.query_one("#help-keys", OptionList).highlighted = 0
 
+    def on_screen_resume(self) -> None:
+        """The app keeps one help screen a step (see WizardApp.action_help): each opening starts unfiltered."""
+        field = self.query_one("#help-filter", Input)
+        if field.value:
+            field.value = ""  # its Changed message lists every key again
+        keys = self.query_one("#help-keys", OptionList)
+        if keys.option_count:
+            keys.highlighted = 0
+        field.focus()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_run()
 

@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, OptionList, Static
 
 from loratui.errors import LoratuiError
 from loratui.project import Project
+from loratui.tui.glyphs import UNICODE
 from loratui.tui.screens.confirm import ConfirmDialog
 from loratui.tui.widgets.marked_button import MarkedButton
 
@@ -234,7 +235,7 @@ class InstallDialog(ConfirmDialog[str | None]):
     # --- the folder -----------------------------------------------------------------------------------------
 
     def _folder_prompts(self) -> list[str]:
-        on = "*" if getattr(self.app, "ascii_only", False) else "◉"
+        on = getattr(self.app, "glyphs", UNICODE).on
         typed = self._typed()
         return [f"({on if index == self.chosen and not typed else ' '}) {home_path(folder)}"
                 for index, folder in enumerate(self.plan.folders)]

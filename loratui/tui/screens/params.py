@@ -394,9 +394,9 @@ class ParamsScreen(StepScreen):
                 concept = form.concepts[row.concept]
                 note = f"{concept.repeats}_{concept.name}"
                 if self._changed(spec, row.concept):
-                    note += f" ✎ {self._compared_with()}: {self._baseline_value(spec)}"
+                    note += f" {self.wizard.glyphs.changed} {self._compared_with()}: {self._baseline_value(spec)}"
             elif self._changed(spec, row.concept):
-                note = f"✎ {self._compared_with()}: {shown(self._baseline_value(spec))}"
+                note = f"{self.wizard.glyphs.changed} {self._compared_with()}: {shown(self._baseline_value(spec))}"
             if spec.setting == "project.base_model" and not problem:
                 below = self.model_note if form.project.base_model else "none: required (^o browses)"
             if spec.unit and not spec.readonly and not problem and not note:
@@ -429,14 +429,14 @@ class ParamsScreen(StepScreen):
 
     def _refresh_top(self) -> None:
         view = self.query_one("#view-switch", ViewSwitch)
-        on, off = ("*", " ") if self.wizard.ascii_only else ("◉", " ")
+        on, off = self.wizard.glyphs.on, " "
         view.update(Text(f"({off if self.expert else on}) Beginner ({on if self.expert else off}) Expert"))
         source = "the preset" if self.baseline_name else "loratui's defaults"
         self.query_one("#beginner-note", Static).update(
             Text(f"Everything else: {source}.\n^t Expert shows and explains all of it."))
         count = len(self.changed_fields())
         changed = self.query_one("#params-changed", Static)
-        changed.update(Text(f"{count} changed ✎" if count else "no changes"))
+        changed.update(Text(f"{count} changed {self.wizard.glyphs.changed}" if count else "no changes"))
 
     def _refresh_estimate(self) -> None:
         from loratui.training.estimate import estimate

@@ -324,7 +324,7 @@ class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
         self.query_one(TileView).show_tiles(tiles)
 
     def _suggested_mark(self) -> str:
-        return "*" if self.wizard.ascii_only else "◉"
+        return self.wizard.glyphs.on
 
     def _drawn(self, cell, suggested: str, picked: str) -> DrawnCell:  # noqa: ANN001
         from loratui.preview.grid import format_score
@@ -629,7 +629,10 @@ class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
             self.say(f"The grid renders, but its settings were not saved: {exc}", "!")
 
     def _follow_job(self) -> None:
-        panel = self.query_one(JobPanel)
+        panels = self.query(JobPanel)
+        if not panels:
+            return  # the app is closing: the screen's widgets went before its timer
+        panel = panels.first()
         status = panel.status
         tip = self.query_one("#pv-tip")
         tip.display = not panel.display

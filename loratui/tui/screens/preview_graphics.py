@@ -15,7 +15,7 @@ from textual.geometry import Region
 from loratui.tui import terminal_graphics as tg
 from loratui.tui.screens.preview_cells import DONE
 
-CELL_PIXELS = (10, 20)  # a terminal cell's pixels, assumed for Sixel (a cell is about twice as tall as wide)
+CELL_PIXELS = (10, 20)  # a cell's pixels when the terminal tells neither way (about twice as tall as wide)
 SAVE_CURSOR, RESTORE_CURSOR = "\x1b7", "\x1b8"
 OFF = "Terminal graphics off: the cell is drawn in half-cell blocks again."
 
@@ -46,10 +46,17 @@ def not_offered_reason(app) -> str:  # noqa: ANN001
     return (support.reason if support is not None and support.reason else tg.NO_ANSWER)
 
 
-def fit(region: Region, size: tuple[int, int]) -> Region:
+def cell_pixels(support: tg.Support | None, fd: int = 1) -> tuple[int, int]:
+    """A cell's pixels: the tty's window size now, else the probe's answer to ``CSI 16 t``, else CELL_PIXELS.
+    Sixel is drawn in pixels, so a wrong guess draws it larger or smaller than its box."""
+    return tg.window_cell_pixels(fd) or (support.cell_pixels if support and support.cell_pixels else None) \
+        or CELL_PIXELS
+
+
+def fit(region: Region, size: tuple[int, int], cell: tuple[int, int] = CELL_PIXELS) -> Region:
     """The cells a picture of ``size`` pixels takes in ``region``, its aspect kept, centred."""
     width, height = size
-    cell_w, cell_h = CELL_PIXELS
+    cell_w, cell_h = cell
     if not width or not height or not region.width or not region.height:
         return Region(region.x, region.y, 0, 0)
     scale = min(region.width * cell_w / width, region.height * cell_h / height)
@@ -58,17 +65,17 @@ def fit(region: Region, size: tuple[int, int]) -> Region:
     return Region(region.x + (region.width - columns) // 2, region.y + (region.height - rows) // 2, columns, rows)
 
 
-def encode(kind: str, path: Path, region: Region) -> tuple[Region, str]:
+def encode(kind: str, path: Path, region: Region, cell: tuple[int, int] = CELL_PIXELS) -> tuple[Region, str]:
     """The sequence that draws ``path`` in ``region`` (screen cells), cursor saved and restored around it."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
-        place = fit(region, image.size)
+        place = fit(region, image.size, cell)
         if kind == "kitty":
             sequence = tg.kitty_sequence(path.read_bytes(), place.width, place.height)
         else:
-            pixels = (place.width * CELL_PIXELS[0], place.height * CELL_PIXELS[1])
+            pixels = (place.width * cell[0], place.height * cell[1])
             sequence = tg.sixel_sequence(image.convert("RGB").resize(pixels, Image.Resampling.LANCZOS))
     return place, f"{SAVE_CURSOR}\x1b[{place.y + 1};{place.x + 1}H{sequence}{RESTORE_CURSOR}"
 
@@ -124,7 +131,7 @@ class PreviewGraphics:
     @work(thread=True, exclusive=True, group="preview-graphics", exit_on_error=False)
     def _graphics_encode(self, kind: str, path: Path, region: Region) -> None:
         try:
-            _, sequence = encode(kind, path, region)
+            _, sequence = encode(kind, path, region, cell_pixels(getattr(self.app, "graphics", None)))
         except (OSError, ValueError) as exc:
             self.app.call_from_thread(self.say, f"Terminal graphics: cannot draw {path.name}: {exc}", "!")
             return

@@ -11,6 +11,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, OptionList, Static
 
 from loratui.jobs.command import TagOptions
+from loratui.tui.glyphs import UNICODE
 from loratui.tui.widgets.marked_button import MarkedButton
 
 MERGE_MODES = (
@@ -75,7 +76,7 @@ class TaggerDialog(ModalScreen[TagOptions | None]):
                 yield MarkedButton("Cancel", id="cancel")
 
     def _merge_prompts(self) -> list[str]:
-        on = "*" if getattr(self.app, "ascii_only", False) else "◉"
+        on = getattr(self.app, "glyphs", UNICODE).on
         return [f"({on if mode == self.merge else ' '}) {text}" for mode, text in MERGE_MODES]
 
     def on_mount(self) -> None:

@@ -31,6 +31,30 @@ def vram_text(status: JobStatus) -> str:
     return "VRAM: -" if status.alive else ""
 
 
+class PlainSegments:
+    """A renderable's segments with their symbols in plain characters (ascii_mode.to_ascii)."""
+
+    def __init__(self, renderable) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+
+        from loratui.tui.ascii_mode import to_ascii
+
+        for segment in console.render(self.renderable, options):
+            yield Segment(to_ascii(segment.text), segment.style, segment.control)
+
+
+class LossSparkline(Sparkline):
+    """Textual's Sparkline; under --ascii its bars come from ascii_mode.SPARK_BARS, and the full and empty
+    columns it draws with fixed block characters are made plain too."""
+
+    def render(self):
+        drawn = super().render()
+        return PlainSegments(drawn) if getattr(self.app, "ascii_only", False) else drawn
+
+
 class LossPanel(Vertical):
     DEFAULT_CSS = """
     LossPanel #spark-row { height: 3; }
@@ -47,7 +71,7 @@ class LossPanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="spark-row"):
             yield Static("", id="spark-labels")
-            yield Sparkline([], summary_function=fmean, id="loss-spark")
+            yield LossSparkline([], summary_function=fmean, id="loss-spark")
         yield Static("", id="loss-now", classes="loss-line")
         yield Static("", id="loss-lr", classes="loss-line")
         yield Static("", id="loss-health", classes="loss-line")

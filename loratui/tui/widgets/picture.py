@@ -19,7 +19,16 @@ from loratui.preview.text_view import UPPER_HALF, HalfBlocks, half_blocks
 Overlay = Callable[[int, int], dict[tuple[int, int], str]]
 
 
-def blocks_text(rows: HalfBlocks, marks: dict[tuple[int, int], str] | None = None) -> Text:
+def cell(top: tuple[int, int, int], bottom: tuple[int, int, int], plain: bool = False) -> tuple[str, Style]:
+    """One cell of a picture: ``▀`` in the top pixel's colour on the bottom one's; under ``--ascii`` a space on
+    their mean (half the detail upwards, but no block character, which CJK terminals draw two cells wide)."""
+    if plain:
+        mean = tuple((a + b) // 2 for a, b in zip(top, bottom, strict=True))
+        return " ", Style(bgcolor=f"rgb{mean}")
+    return UPPER_HALF, Style(color=f"rgb{top}", bgcolor=f"rgb{bottom}")
+
+
+def blocks_text(rows: HalfBlocks, marks: dict[tuple[int, int], str] | None = None, plain: bool = False) -> Text:
     text = Text()
     for y, row in enumerate(rows):
         for x, (top, bottom) in enumerate(row):
@@ -27,7 +36,7 @@ def blocks_text(rows: HalfBlocks, marks: dict[tuple[int, int], str] | None = Non
             if mark:
                 text.append(mark, Style(color="black", bgcolor="white", bold=True))
             else:
-                text.append(UPPER_HALF, Style(color=f"rgb{top}", bgcolor=f"rgb{bottom}"))
+                text.append(*cell(top, bottom, plain))
         if y < len(rows) - 1:
             text.append("\n")
     return text
@@ -100,4 +109,4 @@ class Picture(Static):
             return
         columns = len(self.rows[0]) if self.rows else 0
         marks = self.overlay(columns, len(self.rows)) if self.overlay else None
-        self.update(blocks_text(self.rows, marks))
+        self.update(blocks_text(self.rows, marks, getattr(self.app, "ascii_only", False)))

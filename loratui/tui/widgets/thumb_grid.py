@@ -14,7 +14,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
-from loratui.preview.text_view import UPPER_HALF, HalfBlocks
+from loratui.preview.text_view import HalfBlocks
+from loratui.tui.widgets.picture import cell
 
 MIN_TILE_WIDTH = 18  # 4 tiles across 78 columns, 6 across 118
 MIN_TILE_HEIGHT = 6  # 5 rows of picture and the label
@@ -200,8 +201,9 @@ class ThumbGrid(Widget, can_focus=True):
             line = y - top_pad
             if 0 <= line < len(drawn):
                 text.append(" " * left)
+                plain = getattr(self.app, "ascii_only", False)
                 for top, bottom in drawn[line]:
-                    text.append(UPPER_HALF, Style(color=f"rgb{top}", bgcolor=f"rgb{bottom}"))
+                    text.append(*cell(top, bottom, plain))
                 text.append(" " * (columns - width - left))
             else:
                 text.append(" " * columns)
