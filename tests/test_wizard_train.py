@@ -93,7 +93,7 @@ async def test_start_watch_stop_resume_and_train_to_done(trainable):
         assert _footer_keys(screen)["ctrl+r"] == "Start"
 
         await pilot.press("ctrl+r")
-        assert "Training started" in _said(screen)
+        assert "Training started" in _message(screen)
         assert _footer_keys(screen)["ctrl+r"] == "Stop..."
         spark = screen.query_one(Sparkline)
         await _until(pilot, lambda: len(spark.data) >= 1)
@@ -107,7 +107,7 @@ async def test_start_watch_stop_resume_and_train_to_done(trainable):
         await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
         assert str(app.screen.query_one("#keep").label) == "▸ Keep training"
         await pilot.press("enter")
-        assert app.screen is screen and "Training goes on." in _said(screen)
+        assert app.screen is screen and "Training goes on." in _message(screen)
         await pilot.press("ctrl+r")
         await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
         await pilot.press("s")  # stop and save
@@ -120,7 +120,7 @@ async def test_start_watch_stop_resume_and_train_to_done(trainable):
         assert _footer_keys(screen)["ctrl+r"] == "Resume"
 
         await pilot.press("ctrl+r")  # resume
-        assert "Training resumed" in _said(screen)
+        assert "Training resumed" in _message(screen)
         log = screen.query_one(TrainLog)
         await _until(pilot, lambda: any(f" step {step + 1}/20 epoch " in line.text for line in log.every))
         assert any(" resuming at step " in line.text for line in log.every)
@@ -159,8 +159,8 @@ async def test_quit_while_training_and_a_new_app_reattaches_with_the_loss_histor
             screen = await _open_train(pilot, app)  # opens on the running job's step
             assert app.current == 5
             await _until(pilot, lambda: len(screen.query_one(Sparkline).data) >= 3)
-            said = _said(screen)
-            assert said.endswith("running under a minute.") and "Re-attached: training started " in said
+            said = _message(screen)  # whole: with the job's progress beside it, the line cuts it at 80 columns
+            assert said.endswith("running under a minute.") and said.startswith("Re-attached: training started ")
             seen = len(screen.query_one(Sparkline).data)
             await _until(pilot, lambda: app.state is not None and app.state.running is not None)
             await pilot.press("ctrl+q")
@@ -185,7 +185,7 @@ async def test_quit_while_training_and_a_new_app_reattaches_with_the_loss_histor
             await _until(pilot, lambda: len(spark.data) >= seen)
             # The whole history from the job's events, not only what came after the new app opened.
             assert spark.data[:seen] == job_status(project, "training").losses[:seen]
-            assert "Re-attached: training started " in _said(screen)
+            assert "Re-attached: training started " in _message(screen)
             assert _state(screen).startswith("RUNNING  epoch ")
             assert len(screen.query_one(TrainLog).every) >= seen
     finally:
@@ -205,14 +205,14 @@ async def test_a_missing_base_model_is_a_checklist_line_and_a_failed_job_shows_w
         assert "    choose it on Params (^o browses)" in checks
         assert _state(screen) == "NOT READY  1 check to fix first (✗ below)"
         await pilot.press("ctrl+r")  # refused, with the fix
-        assert "Not yet: base model: choose it on Params" in _said(screen)
+        assert "Not yet: base model: choose it on Params" in _message(screen)
         assert not job_status(trainable, "training").kind
 
         start_job(trainable, TrainOptions())  # as a script (or an older loratui) would
         await _until(pilot, lambda: screen.update.status.state == "failed", seconds=90)
         failed = _state(screen)
         assert failed.startswith("FAILED  ") and "gone.safetensors" in failed
-        assert "Training FAILED" in _said(screen)
+        assert "Training FAILED" in _message(screen)
 
 
 async def test_a_project_not_prepared_shows_the_fix_on_its_checklist(tmp_path):
@@ -230,7 +230,7 @@ async def test_a_project_not_prepared_shows_the_fix_on_its_checklist(tmp_path):
         assert lines[1] == f"    prepare them: ^r on Crop (loratui prepare {project.root})"
         assert "Fix the lines marked ✗ first" in _text(screen.query_one("#train-hint"))
         await pilot.press("ctrl+n")  # ^n cannot train an unprepared project: it says why and stays
-        assert app.screen is screen and "Not yet: pictures prepared" in _said(screen)
+        assert app.screen is screen and "Not yet: pictures prepared" in _message(screen)
 
 
 async def test_next_with_no_run_trains_first_then_opens_preview(tmp_path, tiny_sd15_dir):
@@ -241,7 +241,7 @@ async def test_next_with_no_run_trains_first_then_opens_preview(tmp_path, tiny_s
             screen = await _open_train(pilot, app)
             await _until(pilot, lambda: screen.checklist is not None)
             await pilot.press("ctrl+n")
-            assert app.screen is screen and "Preview opens when it is done" in _said(screen)
+            assert app.screen is screen and "Preview opens when it is done" in _message(screen)
             await _until(pilot, lambda: app.current == 6)
             assert job_status(project, "training").state == "done"
             assert (project.output_dir / "project.safetensors").is_file()
@@ -356,13 +356,18 @@ async def test_palette_start_from_scratch_asks_then_moves_the_old_run_aside_and_
             assert "its 2 LoRA files in output/ go to output/old-<time>/" in text and "nothing is deleted" in text
             assert app.screen.focused.id == "no"  # the safe answer is focused
             await pilot.press("enter")
-            assert app.screen is screen and "The earlier run stays as it is." in _said(screen)
+            assert app.screen is screen and "The earlier run stays as it is." in _message(screen)
             assert not job_status(project, "training").alive and all(path.is_file() for path in old)
+            await pilot.press("ctrl+r")  # ^r on a finished run asks the same
+            assert isinstance(app.screen, ScratchDialog)
+            await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
+            await pilot.press("escape")
+            assert app.screen is screen and "The earlier run stays as it is." in _message(screen)
 
             await _palette(pilot, app, "train: start again")
             await pilot.pause(DIALOG_KEY_GRACE_S + 0.05)
             await pilot.press("r")
-            assert app.screen is screen and "Training started again from scratch" in _said(screen)
+            assert app.screen is screen and "Training started again from scratch" in _message(screen)
             await _until(pilot, lambda: job_status(project, "training").alive or screen.update.status.state == "done")
             # Refused while it runs (the same check as ^r's start).
             if screen._alive():

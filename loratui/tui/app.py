@@ -16,6 +16,7 @@ from textual.widgets import Static
 from loratui.project import Project
 from loratui.tui.commands import WizardCommands
 from loratui.tui.glyphs import ASCII, UNICODE, Glyphs
+from loratui.tui.pacing import Pacing
 from loratui.tui.steps import STEPS, ProjectState, project_dir_label, read_state
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
@@ -75,6 +76,8 @@ class WizardApp(App):
         self._steps: dict[int, Screen] = {}
         self.gpu_name = ""
         self.quit_lines: list[str] = []  # what run_wizard prints after quitting with a job running
+        self.pacing = Pacing()  # the views that follow a job read less often while nobody types
+        self._state_read = float("-inf")
         self.settings_claim = None  # loratui.wizard_lock.SettingsClaim, while this wizard edits the settings
         self.settings_holder = None  # the other wizard that edits them (this one is then read-only)
 
@@ -161,9 +164,12 @@ class WizardApp(App):
 
     # --- state ----------------------------------------------------------------------------------------------
 
-    def poll_state(self) -> None:
+    def poll_state(self, force: bool = False) -> None:
         if self.project is None:
             return
+        if not force and not self.pacing.due(self._state_read, STATE_POLL_S):
+            return
+        self._state_read = self.pacing.clock()
         self.state = read_state(self.project)
         from loratui.tui.screens.step_screen import StepScreen
 
@@ -180,8 +186,10 @@ class WizardApp(App):
             palette.query_one(SearchIcon).icon = PALETTE_ICON
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded and self._dialog_just_opened():
-            return  # dropped: see DIALOG_KEY_GRACE_S
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self.pacing.key_pressed()
+            if self._dialog_just_opened():
+                return  # dropped: see DIALOG_KEY_GRACE_S
         await super().on_event(event)
 
     def _dialog_just_opened(self) -> bool:

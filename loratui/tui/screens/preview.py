@@ -9,6 +9,7 @@ install keys in preview_install.py."""
 from __future__ import annotations
 
 import os
+import time
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from loratui.tui.pacing import reads_now
 from loratui.tui.screens.preview_cells import DONE, FAILED, QUEUED, RENDERING, CellEvents, GridView, apply_cell
 from loratui.tui.screens.preview_graphics import PreviewGraphics
 from loratui.tui.screens.preview_install import PreviewInstall
@@ -99,6 +101,7 @@ class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
         self._read_once = False
         self._replan: Timer | None = None
         self._events: CellEvents | None = None
+        self._followed_at = float("-inf")
         self._install_after_render = False
         self._job_view: GridView | None = None  # the grid the running job renders (its options were these)
         self._outputs: tuple = ()  # output/'s LoRA files (name, size, mtime): a new checkpoint re-plans
@@ -632,6 +635,9 @@ class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
         panels = self.query(JobPanel)
         if not panels:
             return  # the app is closing: the screen's widgets went before its timer
+        if not reads_now(self, self._followed_at, FOLLOW_S):
+            return
+        self._followed_at = time.monotonic()
         panel = panels.first()
         status = panel.status
         tip = self.query_one("#pv-tip")

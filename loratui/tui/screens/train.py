@@ -1,14 +1,15 @@
 """Step 5 Train (design §4.5, §6): the pre-flight checklist before the first run; then the detached
 `loratui train` job followed live (state, progress, the loss sparkline, learning rate, VRAM, checkpoints, the log);
-^r starts it, asks before stopping it, and resumes a stopped one; opening a project whose training runs
-re-attaches to it. enter on a checkpoint opens it in Preview; the palette starts again from scratch (asks first),
-shows the shell command and the job's log file."""
+^r starts it, asks before stopping it, resumes a stopped one and, on a finished run, asks whether to start again
+from scratch; opening a project whose training runs re-attaches to it. enter on a checkpoint opens it in Preview;
+the palette starts again from scratch (asks first), shows the shell command and the job's log file."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
 from pathlib import Path
+from time import monotonic  # not through `time`: the snapshot tests set a fake wall clock there
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,6 +24,7 @@ from loratui.jobs.status import JobStatus
 from loratui.training.checklist import FAIL, OK, Checklist
 from loratui.training.estimate import checkpoint_epochs
 from loratui.tui.commands import Command, ListedCommands
+from loratui.tui.pacing import reads_now
 from loratui.tui.screens.preset_dialogs import ReplaceDialog
 from loratui.tui.screens.step_screen import StepScreen
 from loratui.tui.widgets.log_view import TrainLog
@@ -136,6 +138,7 @@ class TrainScreen(StepScreen):
         self.update: FeedUpdate | None = None
         self.checklist: Checklist | None = None
         self._polling = False
+        self._read_at = float("-inf")
         self._checking = False
         self._first = True
         self._launched = False  # a start went out from here and its job is not seen yet
@@ -191,8 +194,9 @@ class TrainScreen(StepScreen):
     # --- reading the job (a thread: a re-attach may read a long file) ----------------------------------------
 
     def _tick(self) -> None:
-        if not self._polling and self.feed is not None:
+        if not self._polling and self.feed is not None and reads_now(self, self._read_at, POLL_S):
             self._polling = True
+            self._read_at = monotonic()
             self._read()
 
     @work(thread=True, exit_on_error=False, group="train-feed")
@@ -493,8 +497,9 @@ class TrainScreen(StepScreen):
             return False
         if not resume and not from_scratch:
             if update is not None and update.trained:
-                self.say("This run is done: ^n compares its checkpoints. To train again from the start: loratui "
-                         f"train {self.wizard.root} --from-scratch (keeps the old files)", "!")
+                # Training over a finished run means starting again: ask, as the palette's command does (the
+                # earlier files are moved aside, never deleted; "keep" is focused). ^n compares them instead.
+                self.action_from_scratch()
                 return False
             if self._in_checklist():
                 if self.checklist is None:

@@ -4,6 +4,8 @@ and cancel it with the engine's stop. Quitting the app never stops the job; a ne
 
 from __future__ import annotations
 
+import time
+
 from textual.message import Message
 from textual.widgets import Static
 
@@ -13,6 +15,7 @@ from loratui.jobs.command import JobOptions
 from loratui.jobs.kinds import resource_of
 from loratui.jobs.status import JobStatus, JobTracker
 from loratui.project import Project
+from loratui.tui.pacing import reads_now
 
 POLL_S = 0.25
 BAR_WIDTH = 24
@@ -70,17 +73,23 @@ class JobPanel(Static):
         self.status: JobStatus = JobStatus(state="none")
         self._was_alive = False
         self._shown = ""
+        self._read_at = float("-inf")
 
     def on_mount(self) -> None:
         self.display = False  # shown from the first line it has to say
         self.refresh_status()
-        self.set_interval(POLL_S, self.refresh_status)
+        self.set_interval(POLL_S, self._tick)
 
     @property
     def running(self) -> bool:
         return self.status.alive and self.status.kind == self.kind
 
+    def _tick(self) -> None:
+        if reads_now(self.screen, self._read_at, POLL_S):
+            self.refresh_status()
+
     def refresh_status(self) -> None:
+        self._read_at = time.monotonic()
         try:
             status = self.tracker.poll()
         except (LoratuiError, OSError):
