@@ -3,6 +3,7 @@ only the engine's torch-free modules)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,17 +86,46 @@ def step_of_kind(kind: str | None) -> int | None:
     return next((s.number for s in STEPS if s.job_kind == kind), None)
 
 
+# project root -> (what the files looked like, the steps read from them, the config): the app reads the state
+# every poll while a job runs, and parsing loratui.toml and listing every picture and caption each time is most of
+# a poll's cost; a changed file or folder (captions, checkpoints and grid.json are written by rename, which
+# changes their folder) reads them again.
+_FILES_SEEN: dict[Path, tuple[tuple, dict[int, StepState], Config]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+def _files_key(project: Project, config: Config) -> tuple:
+    folders = [project.output_dir, project.preview_dir]
+    for concept in config.concepts:
+        folders += [project.concept_dir(concept), project.source_dir(concept)]
+    return tuple(_stamp(folder) for folder in folders)
+
+
 def read_state(project: Project) -> ProjectState:
     """Each step's state from the files the engine writes; a broken loratui.toml leaves every step open."""
     try:
         jobs = all_statuses(project)
     except (LoratuiError, OSError):
         jobs = []
+    config_stamp = _stamp(project.config_path)
+    seen = _FILES_SEEN.get(project.root)
+    if seen is not None and seen[0][0] == config_stamp and seen[0][1:] == _files_key(project, seen[2]):
+        steps = dict(seen[1])
+        _apply_jobs(steps, jobs)
+        return ProjectState(steps, jobs, seen[2])
     try:
         config = project.load()
     except LoratuiError as exc:
         steps = {s.number: StepState() for s in STEPS}
         return ProjectState(steps, jobs, None, str(exc))
+    key = (config_stamp, *_files_key(project, config))
     crop = _crop(project, config)
     steps = {
         1: _images(project, config, prepared=crop.mark == DONE),
@@ -105,6 +135,12 @@ def read_state(project: Project) -> ProjectState:
         5: StepState(DONE if _trained(project, config) else NOT_STARTED),
         6: StepState(DONE if (project.preview_dir / "grid.json").is_file() else NOT_STARTED),
     }
+    # Kept only when every stamp is older than a timestamp's granularity can hide: a file written in the same
+    # clock tick as the scan would leave its folder's time unchanged.
+    if all(stamp is None or time.time_ns() - stamp[0] > 2_000_000_000 for stamp in key):
+        _FILES_SEEN[project.root] = (key, dict(steps), config)
+    else:
+        _FILES_SEEN.pop(project.root, None)
     _apply_jobs(steps, jobs)
     return ProjectState(steps, jobs, config)
 

@@ -328,7 +328,9 @@ class TrainScreen(StepScreen):
         total = len(checkpoint_epochs(status.epochs, update.save_every)) if status.epochs and update.save_every \
             else None
         box = self.query_one("#ckpt-box")
-        box.border_title = f"Checkpoints {len(rows)} of {total}" if total else f"Checkpoints {len(rows)}"
+        title = f"Checkpoints {len(rows)} of {total}" if total else f"Checkpoints {len(rows)}"
+        if box.border_title != title:  # setting it redraws the box, even to the same title
+            box.border_title = title
         extra = [] if rows else ["none yet"]
         upcoming = next_checkpoint(status, update.save_every)
         if upcoming:

@@ -43,6 +43,7 @@ class StatusLine(Static):
         self.glyphs = glyphs
         self.job: JobStatus | None = None
         self.message = ""
+        self._shown: str | None = None
         self.level = INFO
         self.machine = ""  # at 120 columns and more: the GPU and the free disk, on the right
 
@@ -68,4 +69,6 @@ class StatusLine(Static):
             left = f"{left:<{width - len(self.machine) - 2}} {self.machine} "
         elif len(left) > width:
             left = left[: width - 1] + "…"  # one row: cut, never wrapped out of sight (^p shows it in full)
-        self.update(left)
+        if left != self._shown:  # set on every poll: an unchanged line is not laid out and drawn again
+            self._shown = left
+            self.update(left)

@@ -48,5 +48,10 @@ class StepBar(Static):
 
     DEFAULT_CSS = "StepBar { height: 1; }"
 
+    _shown: object = None
+
     def show_steps(self, project: str, current: int, states: dict[int, StepState], glyphs: Glyphs) -> None:
-        self.update(step_bar_text(project, current, states, glyphs, width=min(MAX_WIDTH, self.size.width or 80)))
+        text = step_bar_text(project, current, states, glyphs, width=min(MAX_WIDTH, self.size.width or 80))
+        if text != self._shown:  # the app asks every poll: an unchanged bar is not laid out and drawn again
+            self._shown = text
+            self.update(text)
