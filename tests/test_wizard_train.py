@@ -242,7 +242,7 @@ async def test_next_with_no_run_trains_first_then_opens_preview(tmp_path, tiny_s
             await _until(pilot, lambda: screen.checklist is not None)
             await pilot.press("ctrl+n")
             assert app.screen is screen and "Preview opens when it is done" in _message(screen)
-            await _until(pilot, lambda: app.current == 6)
+            await _until(pilot, lambda: app.current == 6 and getattr(app.screen, "_read_once", False))
             assert job_status(project, "training").state == "done"
             assert (project.output_dir / "project.safetensors").is_file()
     finally:

@@ -141,6 +141,8 @@ class PreviewScreen(PreviewGraphics, PreviewInstall, StepScreen):
         yield JobPanel(project, "grid", id="pv-job")
 
     def on_mount(self) -> None:
+        if not self.query("#pv-prompt"):
+            return  # the app closed while this screen was being mounted: its widgets are gone already
         project = self.wizard.project
         assert project is not None
         self._events = CellEvents(project)
