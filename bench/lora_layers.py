@@ -14,7 +14,9 @@ AdamW step, zero_grad. Three variants of the same UNet:
 * minimal: each target Linear wrapped as ``base(x) + up(down(x)) * scale`` (kohya's LoRA forward), the same rank,
   alpha and initialisation.
 
-ms/step medians over every timed step of every round (variants in turns, the first `--warmup` steps of each
+Each variant of each round runs in a process of its own: timed one after another in one process, the same
+variant read up to 20 % apart depending on what ran before it. ms/step medians over every timed step of every
+round (variants in turns, the first `--warmup` steps of each
 round untimed); the ratios peft / minimal and each / frozen are what the issue asks about (goal: loratui's step
 within 5 % of the minimal LoRA's). A measurement, not a test: nothing here asserts a time.
 """
@@ -22,8 +24,10 @@ within 5 % of the minimal LoRA's). A measurement, not a test: nothing here asser
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -137,18 +141,26 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one variant, timed in a process of its own
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
+    if args.child:
+        print(json.dumps(time_steps(args.child, args, device)))
+        return
     variants = ("frozen", "peft", "minimal")
     times: dict[str, list[float]] = {v: [] for v in variants}
     sizes: dict[str, tuple[int, int]] = {}
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; tiny SD1.5 UNet at "
-          f"{args.resolution} px, batch {args.batch}, rank {args.rank}", flush=True)
+          f"{args.resolution} px, batch {args.batch}, rank {args.rank}; each variant in a process of its own "
+          "(in one process the order changed the figures)", flush=True)
     for round_index in range(args.rounds):
         order = variants if round_index % 2 == 0 else tuple(reversed(variants))
         for variant in order:
-            measured, modules, trainable = time_steps(variant, args, device)
+            command = [sys.executable, __file__, "--child", variant, *(f"--{k}={getattr(args, k)}" for k in
+                       ("steps", "warmup", "rank", "batch", "resolution"))]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            measured, modules, trainable = json.loads(done.stdout.strip().splitlines()[-1])
             times[variant] += measured
             sizes[variant] = (modules, trainable)
             print(f"  round {round_index + 1} {variant:<8} {1000 * statistics.median(measured):8.2f} ms/step",
