@@ -301,7 +301,12 @@ def trained(tmp_path: Path, tiny_sd15_dir: Path) -> Project:
     return project
 
 
-async def test_next_renders_the_grid_as_a_job_then_opens_the_install_dialog_and_enter_installs(trained):
+async def test_next_renders_the_grid_as_a_job_then_opens_the_install_dialog_and_enter_installs(trained, monkeypatch):
+    from loratui.tui import pacing
+
+    # Read at the full rate throughout: with nobody typing the views read once a second (loratui.tui.pacing), and
+    # 4 tiny cells can all finish between two such reads, so "one after another" could not be seen.
+    monkeypatch.setattr(pacing, "QUIET_AFTER_S", float("inf"))
     app = WizardApp(trained.root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot, app)

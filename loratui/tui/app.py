@@ -164,10 +164,8 @@ class WizardApp(App):
 
     # --- state ----------------------------------------------------------------------------------------------
 
-    def poll_state(self, force: bool = False) -> None:
-        if self.project is None:
-            return
-        if not force and not self.pacing.due(self._state_read, STATE_POLL_S):
+    def poll_state(self) -> None:
+        if self.project is None or not self.pacing.due(self._state_read, STATE_POLL_S):
             return
         self._state_read = self.pacing.clock()
         self.state = read_state(self.project)

@@ -9,6 +9,7 @@ tick read again without waiting for a slow one."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 QUIET_AFTER_S = 3.0  # no key for this long: the user is watching, not typing
@@ -17,18 +18,18 @@ QUIET_EVERY_S = 1.0  # how often a view reads then
 
 @dataclass
 class Pacing:
-    clock: object = time.monotonic  # the tests pass their own
+    clock: Callable[[], float] = time.monotonic  # the tests pass their own
     last_key: float = field(default=float("-inf"))
 
     def key_pressed(self) -> None:
-        self.last_key = self.clock()  # type: ignore[operator]
+        self.last_key = self.clock()
 
     def quiet(self) -> bool:
-        return self.clock() - self.last_key >= QUIET_AFTER_S  # type: ignore[operator]
+        return self.clock() - self.last_key >= QUIET_AFTER_S
 
     def due(self, last_read: float, every_s: float) -> bool:
         """Whether a view that reads every ``every_s`` and last read at ``last_read`` reads on this tick."""
-        since = self.clock() - last_read  # type: ignore[operator]
+        since = self.clock() - last_read
         return since >= (max(every_s, QUIET_EVERY_S) if self.quiet() else every_s) - 0.01  # a tick's jitter
 
 

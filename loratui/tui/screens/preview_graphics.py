@@ -49,8 +49,7 @@ def not_offered_reason(app) -> str:  # noqa: ANN001
 def cell_pixels(support: tg.Support | None, fd: int = 1) -> tuple[int, int]:
     """A cell's pixels: the tty's window size now, else the probe's answer to ``CSI 16 t``, else CELL_PIXELS.
     Sixel is drawn in pixels, so a wrong guess draws it larger or smaller than its box."""
-    return tg.window_cell_pixels(fd) or (support.cell_pixels if support and support.cell_pixels else None) \
-        or CELL_PIXELS
+    return tg.window_cell_pixels(fd) or (support.cell_pixels if support else None) or CELL_PIXELS
 
 
 def fit(region: Region, size: tuple[int, int], cell: tuple[int, int] = CELL_PIXELS) -> Region:
